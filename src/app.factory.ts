@@ -1,0 +1,31 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { randomUUID } from 'node:crypto';
+import { AppModule } from './app.module.js';
+import { ApiExceptionFilter } from './common/api-exception.filter.js';
+import { EnvelopeInterceptor } from './common/envelope.interceptor.js';
+import { createValidationPipe } from './common/validation.js';
+import type { AppConfig } from './config/app-config.js';
+
+export const API_PREFIX = 'client/v4';
+
+/** Builds the application (not yet listening); shared by main.ts and the tests. */
+export async function createApp(config: AppConfig): Promise<NestFastifyApplication> {
+  const adapter = new FastifyAdapter({ genReqId: () => randomUUID(), bodyLimit: 2 * 1024 * 1024 });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
+    logger: levelsFrom(config.logLevel),
+  });
+  app.setGlobalPrefix(API_PREFIX);
+  app.useGlobalFilters(new ApiExceptionFilter());
+  app.useGlobalInterceptors(new EnvelopeInterceptor());
+  app.useGlobalPipes(createValidationPipe());
+  app.enableShutdownHooks();
+  return app;
+}
+
+const LEVELS = ['error', 'warn', 'log', 'debug', 'verbose'] as const;
+
+function levelsFrom(level: AppConfig['logLevel']) {
+  return LEVELS.slice(0, LEVELS.indexOf(level) + 1);
+}

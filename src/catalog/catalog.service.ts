@@ -1,0 +1,39 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { ValidationError } from '../common/api-error.js';
+import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import type { ModelDefinition } from './model-definition.js';
+import { loadModels } from './models-file.js';
+
+/** The models this service offers: built-ins merged with MODELS_FILE, loaded once at start-up. */
+@Injectable()
+export class CatalogService {
+  private readonly byName: ReadonlyMap<string, ModelDefinition>;
+
+  constructor(@Inject(APP_CONFIG) config: AppConfig) {
+    this.byName = new Map(loadModels(config.modelsFile).map((model) => [model.name, model]));
+  }
+
+  all(): ModelDefinition[] {
+    return [...this.byName.values()];
+  }
+
+  find(name: string): ModelDefinition | undefined {
+    return this.byName.get(name);
+  }
+
+  /** The named model, or 400/5007. */
+  get(name: string): ModelDefinition {
+    const model = this.byName.get(name);
+    if (!model) throw new ValidationError(`model: unknown model "${name}"`, 5007);
+    return model;
+  }
+
+  /** The named model if it takes LoRA adapters, or 400/5005 (400/5007 if unknown). */
+  getLoraBase(name: string): ModelDefinition {
+    const model = this.get(name);
+    if (!model.lora || !model.architecture) {
+      throw new ValidationError(`model: "${name}" does not support LoRA adapters`, 5005);
+    }
+    return model;
+  }
+}

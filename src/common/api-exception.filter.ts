@@ -1,0 +1,69 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ApiError } from './api-error.js';
+import { failure } from './envelope.js';
+import { isDatabaseUnavailable } from '../database/prisma.service.js';
+
+interface Mapped {
+  status: number;
+  code: number;
+  message: string;
+  headers?: Record<string, string>;
+}
+
+/** Fastify's own errors (body parsing, content type, size) carry a statusCode and an FST_ code. */
+function fastifyError(error: unknown): Mapped | undefined {
+  const e = error as { statusCode?: number; code?: string; message?: string };
+  if (typeof e?.code !== 'string' || !e.code.startsWith('FST_') || typeof e.statusCode !== 'number') return undefined;
+  if (e.statusCode === 413) return { status: 413, code: 3041, message: `Request body too large: ${e.message}` };
+  return { status: 400, code: 5006, message: `Invalid request body: ${e.message}` };
+}
+
+function httpException(error: HttpException): Mapped {
+  const status = error.getStatus();
+  if (status === 404) return { status, code: 7000, message: 'No route for that URI' };
+  if (status === 405) return { status, code: 7000, message: 'Method not allowed for that URI' };
+  const response = error.getResponse();
+  const detail = typeof response === 'object' && response !== null && 'message' in response ? (response as { message: unknown }).message : error.message;
+  return { status, code: status === 400 ? 5006 : 1000, message: Array.isArray(detail) ? detail.join('; ') : String(detail) };
+}
+
+/** The one place errors become HTTP responses: typed errors keep their status and code; nothing leaks a stack. */
+@Catch()
+export class ApiExceptionFilter implements ExceptionFilter {
+  private readonly logger = new Logger('Http');
+
+  catch(error: unknown, host: ArgumentsHost): void {
+    const reply = host.switchToHttp().getResponse<FastifyReply>();
+    const request = host.switchToHttp().getRequest<FastifyRequest>();
+    const mapped = this.map(error, request);
+    if (reply.sent || reply.raw.headersSent) {
+      // A stream already started: the status line is gone, so end the connection instead.
+      reply.raw.destroy();
+      return;
+    }
+    void reply
+      .status(mapped.status)
+      .headers(mapped.headers ?? {})
+      .type('application/json')
+      .send(failure([{ code: mapped.code, message: mapped.message }]));
+  }
+
+  private map(error: unknown, request: FastifyRequest): Mapped {
+    if (error instanceof ApiError) {
+      return { status: error.status, code: error.code, message: error.message, headers: error.headers };
+    }
+    if (error instanceof HttpException) return httpException(error);
+    const fromFastify = fastifyError(error);
+    if (fromFastify) return fromFastify;
+    if (isDatabaseUnavailable(error)) {
+      this.logger.error(`database unavailable on ${request.method} ${request.routeOptions?.url ?? request.url}: ${String(error)}`);
+      return { status: 503, code: 7002, message: 'The database is unavailable; try again shortly' };
+    }
+    this.logger.error(
+      `unhandled error on ${request.method} ${request.routeOptions?.url ?? request.url} (request ${request.id})`,
+      error instanceof Error ? error.stack : String(error),
+    );
+    return { status: 500, code: 1000, message: `Internal server error (request ${request.id})` };
+  }
+}

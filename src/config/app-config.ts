@@ -1,0 +1,116 @@
+/** Environment, validated once at start-up: a bad variable stops the process with its name in the message. */
+export class ConfigError extends Error {}
+
+export interface StorageConfig {
+  endpoint?: string;
+  region: string;
+  bucket: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  forcePathStyle: boolean;
+  createBucket: boolean;
+}
+
+export interface AppConfig {
+  port: number;
+  host: string;
+  databaseUrl: string;
+  adminToken: string;
+  modelsFile?: string;
+  storage: StorageConfig;
+  /** Where converted adapters and other engine caches live on local disk. */
+  cacheDir: string;
+  logLevel: 'error' | 'warn' | 'log' | 'debug' | 'verbose';
+}
+
+export const APP_CONFIG = Symbol('APP_CONFIG');
+
+type Env = Record<string, string | undefined>;
+
+function optional(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value === '' ? undefined : value;
+}
+
+function required(env: Env, name: string, hint: string): string {
+  const value = optional(env, name);
+  if (value === undefined) throw new ConfigError(`${name} is required: ${hint}`);
+  return value;
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = optional(env, name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = optional(env, name)?.toLowerCase();
+  if (raw === undefined) return fallback;
+  if (['true', '1', 'yes'].includes(raw)) return true;
+  if (['false', '0', 'no'].includes(raw)) return false;
+  throw new ConfigError(`${name} must be true or false, got "${env[name]}"`);
+}
+
+function url(env: Env, name: string, protocols: string[]): string | undefined {
+  const raw = optional(env, name);
+  if (raw === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} must be a URL, got "${raw}"`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(`${name} must use ${protocols.join(' or ')}, got "${parsed.protocol}"`);
+  }
+  return raw;
+}
+
+export function loadConfig(env: Env = process.env): AppConfig {
+  const databaseUrl = url(env, 'DATABASE_URL', ['postgresql:', 'postgres:']);
+  if (databaseUrl === undefined) {
+    throw new ConfigError('DATABASE_URL is required: a PostgreSQL URL such as postgresql://user@127.0.0.1:5432/db');
+  }
+  const adminToken = required(env, 'ADMIN_TOKEN', 'the secret that guards /client/v4/admin (at least 16 characters)');
+  if (adminToken.length < 16) throw new ConfigError('ADMIN_TOKEN must be at least 16 characters long');
+
+  const accessKeyId = optional(env, 'S3_ACCESS_KEY_ID');
+  const secretAccessKey = optional(env, 'S3_SECRET_ACCESS_KEY');
+  if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
+    throw new ConfigError(
+      `${accessKeyId === undefined ? 'S3_ACCESS_KEY_ID' : 'S3_SECRET_ACCESS_KEY'} is required when the other S3 key variable is set`,
+    );
+  }
+  const bucket = optional(env, 'S3_BUCKET') ?? 'lora-adapters';
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
+    throw new ConfigError(`S3_BUCKET must be a valid bucket name (3-63 of a-z, 0-9, '.', '-'), got "${bucket}"`);
+  }
+  const logLevel = optional(env, 'LOG_LEVEL') ?? 'log';
+  if (!['error', 'warn', 'log', 'debug', 'verbose'].includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be one of error, warn, log, debug, verbose, got "${logLevel}"`);
+  }
+
+  return {
+    port: integer(env, 'PORT', 8787, 0, 65535),
+    host: optional(env, 'HOST') ?? '127.0.0.1',
+    databaseUrl,
+    adminToken,
+    modelsFile: optional(env, 'MODELS_FILE'),
+    storage: {
+      endpoint: url(env, 'S3_ENDPOINT', ['http:', 'https:']),
+      region: optional(env, 'S3_REGION') ?? 'us-east-1',
+      bucket,
+      accessKeyId,
+      secretAccessKey,
+      forcePathStyle: boolean(env, 'S3_FORCE_PATH_STYLE', false),
+      createBucket: boolean(env, 'S3_CREATE_BUCKET', false),
+    },
+    cacheDir: optional(env, 'CACHE_DIR') ?? '.cache',
+    logLevel: logLevel as AppConfig['logLevel'],
+  };
+}

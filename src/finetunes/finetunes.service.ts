@@ -1,0 +1,100 @@
+import { Injectable } from '@nestjs/common';
+import type { Finetune } from '../generated/prisma/client.js';
+import { Prisma } from '../generated/prisma/client.js';
+import { ConflictError, NotFoundError, TooManyRequestsError } from '../common/api-error.js';
+import { CatalogService } from '../catalog/catalog.service.js';
+import type { CreateFinetuneDto, ListPublicQuery } from './dto.js';
+import { FinetunesRepository, type PublicOrder } from './finetunes.repository.js';
+
+export interface FinetuneView {
+  id: string;
+  name: string;
+  model: string;
+  description: string;
+  public: boolean;
+  status: 'pending' | 'ready';
+  created_at: string;
+  modified_at: string;
+}
+
+export function toFinetuneView(finetune: Finetune): FinetuneView {
+  return {
+    id: finetune.id,
+    name: finetune.name,
+    model: finetune.model,
+    description: finetune.description,
+    public: finetune.public,
+    status: finetune.status,
+    created_at: finetune.createdAt.toISOString(),
+    modified_at: finetune.modifiedAt.toISOString(),
+  };
+}
+
+const ORDER_COLUMNS: Record<string, PublicOrder['column']> = {
+  created_at: 'createdAt',
+  modified_at: 'modifiedAt',
+  name: 'name',
+};
+
+export function finetuneNotFound(idOrName: string): NotFoundError {
+  return new NotFoundError(`finetune "${idOrName}" not found`, 3037);
+}
+
+@Injectable()
+export class FinetunesService {
+  constructor(
+    private readonly finetunes: FinetunesRepository,
+    private readonly catalog: CatalogService,
+  ) {}
+
+  async create(accountId: string, input: CreateFinetuneDto): Promise<FinetuneView> {
+    const model = this.catalog.getLoraBase(input.model);
+    const max = model.limits.max_finetunes_per_account;
+    let created: Finetune | null;
+    try {
+      created = await this.finetunes.createWithinQuota(
+        { accountId, name: input.name, model: model.name, description: input.description ?? '', public: input.public ?? false },
+        max,
+      );
+    } catch (error) {
+      if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') {
+        throw new ConflictError(`name: a finetune named "${input.name}" already exists in this account`, 3042);
+      }
+      throw error;
+    }
+    if (!created) {
+      throw new TooManyRequestsError(`this account already has ${max} finetunes for ${model.name}, the most allowed`, 3043);
+    }
+    return toFinetuneView(created);
+  }
+
+  async listOwn(accountId: string): Promise<FinetuneView[]> {
+    return (await this.finetunes.listOwn(accountId)).map(toFinetuneView);
+  }
+
+  async listPublic(query: ListPublicQuery): Promise<FinetuneView[]> {
+    const orderBy = query.orderBy ?? '-created_at';
+    const descending = orderBy.startsWith('-');
+    const order: PublicOrder = { column: ORDER_COLUMNS[descending ? orderBy.slice(1) : orderBy]!, direction: descending ? 'desc' : 'asc' };
+    return (await this.finetunes.listPublic(query.limit ?? 100, query.offset ?? 0, order)).map(toFinetuneView);
+  }
+
+  /** Own (by id or name) or public (by id, then by name); anything else is 404 so existence is not confirmed. */
+  async getVisible(accountId: string, idOrName: string): Promise<Finetune> {
+    const finetune = await this.finetunes.findVisible(accountId, idOrName);
+    if (!finetune) throw finetuneNotFound(idOrName);
+    return finetune;
+  }
+
+  async getOwn(accountId: string, idOrName: string): Promise<Finetune> {
+    const finetune = await this.finetunes.findOwn(accountId, idOrName);
+    if (!finetune) throw finetuneNotFound(idOrName);
+    return finetune;
+  }
+
+  async delete(accountId: string, idOrName: string): Promise<FinetuneView> {
+    const finetune = await this.getOwn(accountId, idOrName);
+    await this.finetunes.delete(finetune.id);
+    return toFinetuneView(finetune);
+  }
+}
