@@ -1,0 +1,68 @@
+import { describe, expect, it } from '@jest/globals';
+import { ConfigError, loadConfig } from '../../../src/config/app-config.js';
+
+const base = { DATABASE_URL: 'postgresql://u@127.0.0.1:5432/db', ADMIN_TOKEN: 'a-long-enough-admin-token' };
+
+describe('loadConfig', () => {
+  it('applies the documented defaults', () => {
+    const config = loadConfig(base);
+    expect(config).toMatchObject({
+      port: 8787,
+      host: '127.0.0.1',
+      databaseUrl: base.DATABASE_URL,
+      storage: { region: 'us-east-1', bucket: 'lora-adapters', forcePathStyle: false, createBucket: false },
+    });
+    expect(config.modelsFile).toBeUndefined();
+    expect(config.storage.endpoint).toBeUndefined();
+  });
+
+  it('reads every variable', () => {
+    const config = loadConfig({
+      ...base,
+      PORT: '9000',
+      HOST: '0.0.0.0',
+      MODELS_FILE: '/etc/models.json',
+      S3_ENDPOINT: 'http://127.0.0.1:4568',
+      S3_REGION: 'auto',
+      S3_BUCKET: 'adapters',
+      S3_ACCESS_KEY_ID: 'id',
+      S3_SECRET_ACCESS_KEY: 'secret',
+      S3_FORCE_PATH_STYLE: 'true',
+      S3_CREATE_BUCKET: '1',
+    });
+    expect(config).toMatchObject({
+      port: 9000,
+      host: '0.0.0.0',
+      modelsFile: '/etc/models.json',
+      storage: {
+        endpoint: 'http://127.0.0.1:4568',
+        region: 'auto',
+        bucket: 'adapters',
+        accessKeyId: 'id',
+        secretAccessKey: 'secret',
+        forcePathStyle: true,
+        createBucket: true,
+      },
+    });
+  });
+
+  it.each([
+    [{ DATABASE_URL: undefined }, /DATABASE_URL is required/],
+    [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL must use postgresql:/],
+    [{ DATABASE_URL: 'not a url' }, /DATABASE_URL must be a URL/],
+    [{ ADMIN_TOKEN: undefined }, /ADMIN_TOKEN is required/],
+    [{ ADMIN_TOKEN: 'short' }, /ADMIN_TOKEN must be at least 16/],
+    [{ PORT: 'eighty' }, /PORT must be an integer/],
+    [{ PORT: '70000' }, /PORT must be an integer from 0 to 65535/],
+    [{ S3_ENDPOINT: 'ftp://x' }, /S3_ENDPOINT must use http: or https:/],
+    [{ S3_BUCKET: 'Bad_Bucket' }, /S3_BUCKET must be a valid bucket name/],
+    [{ S3_ACCESS_KEY_ID: 'id' }, /S3_SECRET_ACCESS_KEY is required/],
+    [{ S3_SECRET_ACCESS_KEY: 'secret' }, /S3_ACCESS_KEY_ID is required/],
+    [{ S3_FORCE_PATH_STYLE: 'maybe' }, /S3_FORCE_PATH_STYLE must be true or false/],
+    [{ S3_CREATE_BUCKET: 'sometimes' }, /S3_CREATE_BUCKET must be true or false/],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],
+  ])('fails fast on %j naming the variable', (override, message) => {
+    expect(() => loadConfig({ ...base, ...override })).toThrow(ConfigError);
+    expect(() => loadConfig({ ...base, ...override })).toThrow(message);
+  });
+});
