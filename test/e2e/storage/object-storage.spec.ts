@@ -1,0 +1,341 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { HeadObjectCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
+import { StorageUnavailableError, ValidationError } from '../../../src/common/api-error.js';
+import { assetKey, ObjectStorage, type ObjectStorageOptions } from '../../../src/storage/object-storage.js';
+
+const MiB = 1024 * 1024;
+const CHUNK = 64 * 1024;
+const BLOCK = randomBytes(CHUNK);
+const endpoint = process.env.TEST_S3_ENDPOINT as string;
+const bucket = `storage-spec-${process.pid}`;
+const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+const options = (overrides: Partial<ObjectStorageOptions> = {}): ObjectStorageOptions => ({
+  endpoint,
+  region: 'us-east-1',
+  bucket,
+  ...credentials,
+  forcePathStyle: true,
+  ...overrides,
+});
+
+// Deterministic content: chunk n is BLOCK stamped with n, so any byte range can be recomputed.
+function chunkAt(index: number): Buffer {
+  const chunk = Buffer.from(BLOCK);
+  chunk.writeUInt32BE(index, 0);
+  return chunk;
+}
+
+function expectedBytes(size: number, start = 0, end = size - 1): Buffer {
+  const parts: Buffer[] = [];
+  for (let index = Math.floor(start / CHUNK); index * CHUNK <= end; index++) parts.push(chunkAt(index));
+  const offset = Math.floor(start / CHUNK) * CHUNK;
+  return Buffer.concat(parts).subarray(start - offset, end - offset + 1);
+}
+
+/** A generated body of `size` bytes, produced on demand (never held in memory at once). */
+function generated(size: number, onProgress?: (sent: number, stream: Readable) => void): Readable {
+  let sent = 0;
+  return new Readable({
+    read() {
+      if (sent >= size) {
+        this.push(null);
+        return;
+      }
+      const chunk = chunkAt(sent / CHUNK).subarray(0, Math.min(CHUNK, size - sent));
+      sent += chunk.length;
+      onProgress?.(sent, this);
+      if (!this.destroyed) this.push(chunk);
+    },
+  });
+}
+
+function sha256Of(size: number): string {
+  const hash = createHash('sha256');
+  for (let offset = 0; offset < size; offset += CHUNK) hash.update(chunkAt(offset / CHUNK).subarray(0, Math.min(CHUNK, size - offset)));
+  return hash.digest('hex');
+}
+
+async function sha256OfStream(stream: Readable): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of stream) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+async function collect(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/**
+ * s3rver 3.7 implements neither AbortMultipartUpload (405) nor ListMultipartUploads (501). This proxy in front
+ * of it answers both from the multipart uploads it has seen pass, as S3 would, and forwards everything else,
+ * so the tests can check that no multipart upload is left open. It also records DeleteObjects batch sizes. It also counts DeleteObjects batches.
+ */
+class MultipartProxy {
+  readonly initiated: string[] = [];
+  readonly completed: string[] = [];
+  readonly aborted: string[] = [];
+  readonly deleteBatchSizes: number[] = [];
+  deleteBatches = 0;
+  private readonly open = new Map<string, string>();
+  private readonly server: Server = createServer((req, res) => this.handle(req, res));
+  private readonly upstream = new URL(endpoint);
+
+  async start(): Promise<string> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://proxy');
+    const [, bucketName = '', ...keyParts] = url.pathname.split('/');
+    const key = decodeURIComponent(keyParts.join('/'));
+    const uploadId = url.searchParams.get('uploadId');
+
+    if (req.method === 'DELETE' && uploadId !== null) {
+      req.resume();
+      if (!this.open.delete(uploadId)) return xml(res, 404, '<Error><Code>NoSuchUpload</Code></Error>');
+      this.aborted.push(key);
+      res.writeHead(204).end();
+      return;
+    }
+    if (req.method === 'GET' && key === '' && url.searchParams.has('uploads')) {
+      req.resume();
+      const prefix = url.searchParams.get('prefix') ?? '';
+      const uploads = [...this.open]
+        .filter(([, openKey]) => openKey.startsWith(prefix))
+        .map(([id, openKey]) => `<Upload><Key>${openKey}</Key><UploadId>${id}</UploadId></Upload>`);
+      return xml(res, 200, `<ListMultipartUploadsResult><Bucket>${bucketName}</Bucket>${uploads.join('')}</ListMultipartUploadsResult>`);
+    }
+
+    if (req.method === 'POST' && url.searchParams.has('delete')) this.deleteBatches += 1;
+    if (req.method === 'POST' && url.searchParams.has('delete')) {
+      let text = '';
+      req.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      req.on('end', () => this.deleteBatchSizes.push(text.split('<Key>').length - 1));
+    }
+    const forwarded = request(
+      { hostname: this.upstream.hostname, port: this.upstream.port, method: req.method, path: req.url, headers: req.headers },
+      (upstream) => {
+        const chunks: Buffer[] = [];
+        upstream.on('data', (chunk: Buffer) => chunks.push(chunk));
+        upstream.on('end', () => {
+          const body = Buffer.concat(chunks);
+          const ok = upstream.statusCode === 200;
+          if (req.method === 'POST' && url.searchParams.has('uploads') && ok) {
+            const id = /<UploadId>([^<]+)<\/UploadId>/.exec(body.toString())?.[1];
+            if (id !== undefined) this.open.set(id, key);
+            this.initiated.push(key);
+          }
+          if (req.method === 'POST' && uploadId !== null && ok && this.open.delete(uploadId)) this.completed.push(key);
+          res.writeHead(upstream.statusCode ?? 502, upstream.headers).end(body);
+        });
+      },
+    );
+    forwarded.on('error', () => res.destroy());
+    req.pipe(forwarded);
+  }
+}
+
+function xml(res: ServerResponse, status: number, body: string): void {
+  res.writeHead(status, { 'content-type': 'application/xml' }).end(`<?xml version="1.0" encoding="UTF-8"?>${body}`);
+}
+
+describe('ObjectStorage against s3rver', () => {
+  const proxy = new MultipartProxy();
+  const storage = new ObjectStorage(options());
+  let tracked: ObjectStorage;
+  let raw: S3Client;
+  let workDir: string;
+
+  async function openUploads(prefix: string): Promise<unknown[]> {
+    const result = await raw.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
+    return result.Uploads ?? [];
+  }
+
+  beforeAll(async () => {
+    const proxyUrl = await proxy.start();
+    tracked = new ObjectStorage(options({ endpoint: proxyUrl }));
+    raw = new S3Client({ endpoint: proxyUrl, region: 'us-east-1', forcePathStyle: true, credentials });
+    workDir = mkdtempSync(join(tmpdir(), 'storage-spec-'));
+    await storage.ensureBucket();
+  });
+
+  afterAll(async () => {
+    storage.destroy();
+    tracked.destroy();
+    raw.destroy();
+    await proxy.stop();
+    rmSync(workDir, { recursive: true, force: true });
+  });
+
+  it('builds content-addressed asset keys', () => {
+    expect(assetKey({ accountId: 'acc', finetuneId: 'ft', sha256: 'ab12', fileName: 'adapter_model.safetensors' })).toBe(
+      'accounts/acc/finetunes/ft/ab12/adapter_model.safetensors',
+    );
+  });
+
+  it('ensureBucket is idempotent and safe when racing another creator', async () => {
+    await storage.ensureBucket();
+    const fresh = options({ bucket: `${bucket}-race` });
+    const [first, second] = [new ObjectStorage(fresh), new ObjectStorage(fresh)];
+    try {
+      await Promise.all([first.ensureBucket(), second.ensureBucket()]);
+      await first.ensureBucket();
+      await expect(first.ping()).resolves.toBeUndefined();
+    } finally {
+      first.destroy();
+      second.destroy();
+    }
+  });
+
+  it('uploads a small body with its content type and metadata, then heads and reads it back', async () => {
+    const key = 'small/one.json';
+    const content = Buffer.from('{"hello":"world"}');
+    const result = await storage.upload(key, Readable.from([content]), {
+      contentType: 'application/json',
+      metadata: { sha256: createHash('sha256').update(content).digest('hex') },
+    });
+    expect(result).toEqual({ key, bytes: content.length });
+
+    const head = await storage.head(key);
+    expect(head?.bytes).toBe(content.length);
+    expect(head?.etag).toEqual(expect.any(String));
+    expect(await collect(await storage.read(key))).toEqual(content);
+
+    const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials });
+    try {
+      const described = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      expect(described.ContentType).toBe('application/json');
+      expect(described.Metadata).toEqual({ sha256: createHash('sha256').update(content).digest('hex') });
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it('streams a multipart-sized body and reads it back whole, ranged and to a file', async () => {
+    const key = 'multipart/adapter.safetensors';
+    const size = 20 * MiB + 12_345;
+    const result = await tracked.upload(key, generated(size));
+    expect(result).toEqual({ key, bytes: size });
+    expect(proxy.initiated).toContain(key);
+    expect(proxy.completed).toContain(key);
+    expect(await openUploads('multipart/')).toEqual([]);
+
+    expect((await storage.head(key))?.bytes).toBe(size);
+    expect(await sha256OfStream(await storage.read(key))).toBe(sha256Of(size));
+
+    // Across the first part boundary, and an open-ended tail.
+    const start = 8 * MiB - 10;
+    expect(await collect(await storage.read(key, { start, end: start + 19 }))).toEqual(expectedBytes(size, start, start + 19));
+    expect(await collect(await storage.read(key, { start: size - 100 }))).toEqual(expectedBytes(size, size - 100));
+
+    const path = join(workDir, 'adapter.safetensors');
+    await storage.readToFile(key, path);
+    expect(createHash('sha256').update(readFileSync(path)).digest('hex')).toBe(sha256Of(size));
+    expect(readdirSync(workDir)).toEqual(['adapter.safetensors']);
+  }, 60_000);
+
+  it('returns null from head for a missing key and deletes idempotently', async () => {
+    expect(await storage.head('missing/nothing.bin')).toBeNull();
+    await storage.upload('gone/once.txt', Readable.from([Buffer.from('x')]));
+    await storage.delete('gone/once.txt');
+    await storage.delete('gone/once.txt');
+    expect(await storage.head('gone/once.txt')).toBeNull();
+  });
+
+  it('lists every key under a prefix', async () => {
+    const keys = Array.from({ length: 12 }, (_, index) => `listed/${String(index).padStart(2, '0')}.txt`);
+    for (const key of keys) await storage.upload(key, Readable.from([Buffer.from(key)]));
+    expect((await storage.list('listed/')).sort()).toEqual(keys);
+    expect((await storage.list('listed/0')).sort()).toEqual(keys.slice(0, 10));
+    expect(await storage.list('nothing-here/')).toEqual([]);
+    for (const key of keys) await storage.delete(key);
+    expect(await storage.list('listed/')).toEqual([]);
+  });
+
+  it('deletes many keys in batches of 1000', async () => {
+    // S3 reports missing keys as deleted, so padding with absent keys exercises batching without 1005 uploads.
+    // The real keys sit at the bucket root: s3rver races on removing a shared directory when several keys
+    // in it are deleted in one request.
+    const keys = Array.from({ length: 1005 }, (_, index) => `batch-${String(index).padStart(4, '0')}`);
+    const present = [keys[0]!, keys[999]!, keys[1004]!];
+    for (const key of present) await storage.upload(key, Readable.from([Buffer.from(key)]));
+
+    await tracked.deleteMany(keys);
+    expect(new Set(proxy.deleteBatchSizes)).toEqual(new Set([1000, 5]));
+    for (const key of present) expect(await storage.head(key)).toBeNull();
+    await storage.deleteMany([]);
+  });
+
+  it('aborting mid-stream leaves no object and no open multipart upload, and rethrows the abort reason', async () => {
+    const key = 'aborted/adapter.safetensors';
+    const controller = new AbortController();
+    const reason = new ValidationError('client disconnected');
+    const body = generated(20 * MiB, (sent) => {
+      if (sent >= 12 * MiB && !controller.signal.aborted) controller.abort(reason);
+    });
+
+    await expect(tracked.upload(key, body, { signal: controller.signal })).rejects.toBe(reason);
+    expect(body.destroyed).toBe(true);
+    expect(proxy.initiated).toContain(key);
+    expect(proxy.aborted).toContain(key);
+    expect(await storage.list('aborted/')).toEqual([]);
+    expect(await openUploads('aborted/')).toEqual([]);
+  }, 60_000);
+
+  it('a body stream error leaves no object and no open multipart upload, and is rethrown unchanged', async () => {
+    const key = 'failed/adapter.safetensors';
+    const failure = new ValidationError('file exceeds the size limit');
+    const body = generated(20 * MiB, (sent, stream) => {
+      if (sent >= 10 * MiB) stream.destroy(failure);
+    });
+
+    await expect(tracked.upload(key, body)).rejects.toBe(failure);
+    expect(proxy.initiated).toContain(key);
+    expect(proxy.aborted).toContain(key);
+    expect(await storage.list('failed/')).toEqual([]);
+    expect(await openUploads('failed/')).toEqual([]);
+  }, 60_000);
+
+  it('an already aborted signal uploads nothing', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    await expect(storage.upload('pre-aborted/a.bin', generated(MiB), { signal: controller.signal })).rejects.toBe(
+      controller.signal.reason,
+    );
+    expect(await storage.list('pre-aborted/')).toEqual([]);
+  });
+
+  it('reports an unreachable endpoint as StorageUnavailableError', async () => {
+    const unreachable = new ObjectStorage(options({ endpoint: 'http://127.0.0.1:1', secretAccessKey: 'do-not-leak' }));
+    try {
+      const errors = await Promise.all(
+        [unreachable.ping(), unreachable.upload('x/y.bin', Readable.from([Buffer.from('data')])), unreachable.head('x/y.bin')].map(
+          (attempt: Promise<unknown>) => attempt.then(() => undefined, (thrown: unknown) => thrown),
+        ),
+      );
+      for (const error of errors) {
+        expect(error).toBeInstanceOf(StorageUnavailableError);
+        expect(error).toMatchObject({ status: 503, code: 7001 });
+        expect((error as Error).message).toContain('127.0.0.1:1');
+        expect((error as Error).message).not.toContain('do-not-leak');
+      }
+    } finally {
+      unreachable.destroy();
+    }
+  }, 30_000);
+});
