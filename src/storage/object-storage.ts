@@ -3,6 +3,7 @@ import { rename, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
+  CopyObjectCommand,
   CreateBucketCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
@@ -161,6 +162,12 @@ export class ObjectStorage {
       throw signal.reason;
     }
     return { key, bytes };
+  }
+
+  /** Server-side copy (single request: objects up to 5 GiB, far above any adapter limit). */
+  async copy(from: string, to: string): Promise<void> {
+    const source = `${this.bucket}/${from.split('/').map(encodeURIComponent).join('/')}`;
+    await this.call('copy', to, () => this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: to, CopySource: source })));
   }
 
   async delete(key: string): Promise<void> {

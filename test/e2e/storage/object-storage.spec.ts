@@ -249,6 +249,14 @@ describe('ObjectStorage against s3rver', () => {
     expect(readdirSync(workDir)).toEqual(['adapter.safetensors']);
   }, 60_000);
 
+  it('copies an object server-side', async () => {
+    const content = Buffer.from('weights');
+    await storage.upload('staging/ab.bin', Readable.from([content]));
+    await storage.copy('staging/ab.bin', 'final/x/ab.bin');
+    expect(await collect(await storage.read('final/x/ab.bin'))).toEqual(content);
+    expect((await storage.head('staging/ab.bin'))?.bytes).toBe(content.length);
+  });
+
   it('returns null from head for a missing key and deletes idempotently', async () => {
     expect(await storage.head('missing/nothing.bin')).toBeNull();
     await storage.upload('gone/once.txt', Readable.from([Buffer.from('x')]));
