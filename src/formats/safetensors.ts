@@ -1,0 +1,462 @@
+/**
+ * safetensors (huggingface/safetensors `tensor.rs`): u64 little-endian header length N, N bytes of UTF-8 JSON,
+ * then the data buffer. The reader applies every check the reference reader makes, so a file accepted here loads
+ * in the reference implementations, and it only ever needs the first 8 + N bytes plus the file length.
+ */
+import { AdapterFormatError } from './format-error.js';
+
+/** The reference reader's limit on the header length N. */
+export const MAX_HEADER_LENGTH = 100_000_000;
+/** serde_json's default recursion limit, which bounds how deeply the reference reader lets a header nest. */
+const MAX_JSON_DEPTH = 128;
+const U64_MAX = 2n ** 64n - 1n;
+
+/**
+ * Bits per element, in the order of the reference `Dtype` enum (increasing alignment), which the writer sorts by.
+ * Sub-byte types follow the reference rule: a tensor's total bit count must be a whole number of bytes.
+ */
+export const DTYPE_BITS: Record<string, number> = {
+  BOOL: 8,
+  F4: 4,
+  F6_E2M3: 6,
+  F6_E3M2: 6,
+  U8: 8,
+  I8: 8,
+  F8_E5M2: 8,
+  F8_E4M3: 8,
+  F8_E8M0: 8,
+  I16: 16,
+  U16: 16,
+  F16: 16,
+  BF16: 16,
+  I32: 32,
+  U32: 32,
+  F32: 32,
+  C64: 64,
+  F64: 64,
+  I64: 64,
+  U64: 64,
+};
+
+export interface TensorInfo {
+  name: string;
+  dtype: string;
+  shape: number[];
+  /** Offsets into the data buffer (which starts at byte 8 + headerLength); `end` is exclusive. */
+  begin: number;
+  end: number;
+}
+
+export interface SafetensorsHeader {
+  /** N, the JSON header's length in bytes. */
+  headerLength: number;
+  /** Bytes of tensor data, i.e. the last tensor's end. */
+  dataLength: number;
+  /** Sorted by begin. */
+  tensors: TensorInfo[];
+  metadata: Record<string, string>;
+}
+
+function fail(detail: string): never {
+  throw new AdapterFormatError('adapter_model.safetensors', detail);
+}
+
+// ignoreBOM keeps a leading U+FEFF in the text, so JSON.parse rejects it as the reference reader does.
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isSize(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0;
+}
+
+const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
+
+/** Parses and validates the N header bytes that follow the 8-byte length. */
+export function parseSafetensorsHeader(json: Uint8Array, headerLength: number): SafetensorsHeader {
+  let text: string;
+  try {
+    text = UTF8.decode(json);
+  } catch {
+    fail('header is not valid UTF-8');
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    fail(`header is not valid JSON (${(error as Error).message})`);
+  }
+  if (!isObject(parsed)) fail('header must be a JSON object');
+  scanHeaderJson(text);
+
+  let metadata: Record<string, string> = {};
+  const tensors: TensorInfo[] = [];
+  for (const [name, entry] of Object.entries(parsed)) {
+    if (name === '__metadata__') metadata = parseMetadata(entry);
+    else tensors.push(parseTensorEntry(name, entry));
+  }
+  tensors.sort((a, b) => a.begin - b.begin || a.end - b.end || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+
+  // Same order as the reference: per tensor (by begin), first the offsets must continue the tiling, then the size.
+  let position = 0;
+  tensors.forEach((tensor, i) => {
+    if (tensor.begin !== position) {
+      const previous = tensors[i - 1];
+      if (previous === undefined) {
+        fail(`data of the first tensor, ${tensor.name}, begins at byte ${tensor.begin} instead of 0`);
+      }
+      if (tensor.begin > position) {
+        const between = `between ${previous.name} and ${tensor.name}`;
+        fail(`gap in the data buffer: bytes ${position}-${tensor.begin} ${between} belong to no tensor`);
+      }
+      const span = (t: TensorInfo) => `${t.name} [${t.begin}, ${t.end})`;
+      fail(`tensors ${span(previous)} and ${span(tensor)} overlap`);
+    }
+    position = tensor.end;
+    checkTensorSize(tensor);
+  });
+  return { headerLength, dataLength: position, tensors, metadata };
+}
+
+function parseMetadata(value: unknown): Record<string, string> {
+  // The reference reads `__metadata__` as Option<HashMap<String, String>>, so null means none.
+  if (value === null) return {};
+  if (!isObject(value)) fail('__metadata__ must be an object of strings');
+  for (const [key, item] of Object.entries(value)) {
+    if (typeof item !== 'string') fail(`__metadata__ value of ${JSON.stringify(key)} must be a string`);
+  }
+  return value as Record<string, string>;
+}
+
+function parseTensorEntry(name: string, entry: unknown): TensorInfo {
+  if (!isObject(entry)) fail(`entry of tensor ${name} must be an object with dtype, shape and data_offsets`);
+  const { dtype, shape, data_offsets: offsets } = entry;
+  if (typeof dtype !== 'string') fail(`tensor ${name}: dtype must be a string`);
+  if (!Object.hasOwn(DTYPE_BITS, dtype)) fail(`tensor ${name} has unknown dtype ${JSON.stringify(dtype)}`);
+  if (!Array.isArray(shape) || !shape.every(isSize)) {
+    fail(`tensor ${name}: shape must be an array of non-negative integers`);
+  }
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isSize)) {
+    fail(`tensor ${name}: data_offsets must be [begin, end] of non-negative integers`);
+  }
+  const [begin, end] = offsets as [number, number];
+  if (end < begin) fail(`tensor ${name}: data_offsets [${begin}, ${end}] end before they begin`);
+  return { name, dtype, shape: shape as number[], begin, end };
+}
+
+/** end - begin must equal product(shape) * bits / 8, computed with the reference's u64 overflow checks. */
+function checkTensorSize({ name, dtype, shape, begin, end }: TensorInfo): void {
+  let elements = 1n;
+  for (const dim of shape) {
+    elements *= BigInt(dim);
+    if (elements > U64_MAX) fail(`tensor ${name}: element count of shape ${formatShape(shape)} overflows`);
+  }
+  const bits = elements * BigInt(DTYPE_BITS[dtype]);
+  if (bits > U64_MAX) fail(`tensor ${name}: byte size of ${dtype} ${formatShape(shape)} overflows`);
+  if (bits % 8n !== 0n) fail(`tensor ${name}: ${dtype} ${formatShape(shape)} does not fill a whole number of bytes`);
+  if (BigInt(end - begin) !== bits / 8n) {
+    const held = `data_offsets [${begin}, ${end}] hold ${end - begin}`;
+    fail(`tensor ${name}: ${dtype} ${formatShape(shape)} needs ${bits / 8n} bytes, but ${held}`);
+  }
+}
+
+/**
+ * JSON.parse silently keeps the last of duplicate keys and reads `4.0` or `1e1` as integers; the reference (serde)
+ * rejects both, and nesting deeper than its recursion limit. One pass over the already-valid header text finds them.
+ */
+function scanHeaderJson(text: string): void {
+  const frames: { keys: Set<string> | null /* null for arrays */; key: string | undefined }[] = [];
+  let expectKey = false;
+  for (let i = 0; i < text.length; ) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      const start = i;
+      for (i++; text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c /* \ */) i++;
+      i++;
+      if (expectKey) {
+        const frame = frames[frames.length - 1];
+        const key = JSON.parse(text.slice(start, i)) as string;
+        if (frame.keys!.has(key)) {
+          fail(`duplicate key ${JSON.stringify(key)}${frames.length > 1 ? ` in the entry of ${frames[0].key}` : ''}`);
+        }
+        frame.keys!.add(key);
+        frame.key = key;
+        expectKey = false;
+      }
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      if (frames.length === MAX_JSON_DEPTH) fail(`header nests deeper than ${MAX_JSON_DEPTH} levels`);
+      expectKey = c === 0x7b;
+      frames.push({ keys: expectKey ? new Set() : null, key: undefined });
+      i++;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      frames.pop();
+      expectKey = false;
+      i++;
+    } else if (c === 0x2c /* , */) {
+      expectKey = frames[frames.length - 1].keys !== null;
+      i++;
+    } else if (c === 0x2d /* - */ || (c >= 0x30 && c <= 0x39)) {
+      const start = i;
+      while (i < text.length && /[-+.eE0-9]/.test(text[i])) i++;
+      const literal = text.slice(start, i);
+      const [top, entry, array] = frames;
+      const inSizeArray =
+        frames.length === 3 &&
+        top.key !== '__metadata__' &&
+        entry.keys !== null &&
+        (entry.key === 'shape' || entry.key === 'data_offsets') &&
+        array.keys === null;
+      if (inSizeArray && !/^[0-9]+$/.test(literal)) {
+        fail(`tensor ${top.key}: ${entry.key} must hold non-negative integers, got ${literal}`);
+      }
+    } else {
+      i++;
+    }
+  }
+}
+
+/**
+ * Validates a safetensors file as its bytes stream by, failing as soon as the bytes seen so far are invalid.
+ * Only the header bytes are kept; data bytes are just counted.
+ */
+export class SafetensorsStreamValidator {
+  #received = 0;
+  readonly #lengthBytes = new Uint8Array(8);
+  #headerLength: number | undefined;
+  #headerChunks: Uint8Array[] = [];
+  #header: SafetensorsHeader | undefined;
+  #error: unknown;
+
+  /** The parsed header, once all 8 + N header bytes have arrived. */
+  get header(): SafetensorsHeader | undefined {
+    return this.#header;
+  }
+
+  push(chunk: Uint8Array): void {
+    this.#run(() => this.#consume(chunk));
+  }
+
+  /** Call at end of input: checks the file is exactly 8 + N + dataLength bytes. */
+  finish(): SafetensorsHeader {
+    return this.#run(() => {
+      if (this.#headerLength === undefined) {
+        fail(`file is ${this.#received} bytes, too short for the 8-byte header length`);
+      }
+      if (this.#header === undefined) {
+        const got = this.#received - 8;
+        fail(`header is truncated: it should be ${this.#headerLength} bytes, the file ends after ${got}`);
+      }
+      const expected = this.#expectedLength(this.#header);
+      if (this.#received !== expected) {
+        fail(`data is truncated: file is ${this.#received} bytes, expected ${expected} ${this.#layout(this.#header)}`);
+      }
+      return this.#header;
+    });
+  }
+
+  // Once invalid, stays invalid: later calls rethrow the first error.
+  #run<T>(step: () => T): T {
+    if (this.#error !== undefined) throw this.#error;
+    try {
+      return step();
+    } catch (error) {
+      this.#error = error;
+      throw error;
+    }
+  }
+
+  #consume(chunk: Uint8Array): void {
+    let rest = chunk;
+    if (this.#headerLength === undefined) {
+      const take = Math.min(8 - this.#received, rest.length);
+      this.#lengthBytes.set(rest.subarray(0, take), this.#received);
+      this.#received += take;
+      rest = rest.subarray(take);
+      if (this.#received < 8) return;
+      const n = new DataView(this.#lengthBytes.buffer).getBigUint64(0, true);
+      if (n > BigInt(MAX_HEADER_LENGTH)) fail(`header length ${n} exceeds the limit of ${MAX_HEADER_LENGTH} bytes`);
+      if (n < 2n) fail(`header length ${n} is too small to hold a JSON object`);
+      this.#headerLength = Number(n);
+    }
+    if (this.#header === undefined) {
+      const take = Math.min(8 + this.#headerLength - this.#received, rest.length);
+      // Copied: the caller may reuse its buffer, and holding a view would also pin any data bytes in it.
+      if (take > 0) this.#headerChunks.push(new Uint8Array(rest.subarray(0, take)));
+      this.#received += take;
+      rest = rest.subarray(take);
+      if (this.#received < 8 + this.#headerLength) return;
+      this.#header = parseSafetensorsHeader(Buffer.concat(this.#headerChunks), this.#headerLength);
+      this.#headerChunks = [];
+    }
+    this.#received += rest.length;
+    const expected = this.#expectedLength(this.#header);
+    // The message does not depend on how the bytes were chunked.
+    if (this.#received > expected) {
+      fail(`file has trailing bytes: it is longer than the expected ${expected} ${this.#layout(this.#header)}`);
+    }
+  }
+
+  #expectedLength(header: SafetensorsHeader): number {
+    return 8 + header.headerLength + header.dataLength;
+  }
+
+  #layout(header: SafetensorsHeader): string {
+    return `(8 + ${header.headerLength} header + ${header.dataLength} data bytes)`;
+  }
+}
+
+/** Validates a whole file held in memory. */
+export function validateSafetensors(file: Uint8Array): SafetensorsHeader {
+  const validator = new SafetensorsStreamValidator();
+  validator.push(file);
+  return validator.finish();
+}
+
+/**
+ * Serializes like the reference writer: tensors sorted by descending dtype alignment then name, `__metadata__`
+ * first, compact JSON padded with spaces to a multiple of 8 bytes.
+ */
+export function writeSafetensors(
+  tensors: { name: string; dtype: string; shape: number[]; data: Uint8Array }[],
+  metadata?: Record<string, string>,
+): Buffer {
+  const order = Object.keys(DTYPE_BITS);
+  const sorted = [...tensors].sort(
+    (a, b) => order.indexOf(b.dtype) - order.indexOf(a.dtype) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+  );
+  // Built as text rather than an object so names like "__proto__" or "0" keep their place and meaning.
+  const entries = metadata === undefined ? [] : [`"__metadata__":${JSON.stringify(metadata)}`];
+  const names = new Set<string>();
+  let offset = 0;
+  for (const { name, dtype, shape, data } of sorted) {
+    if (!Object.hasOwn(DTYPE_BITS, dtype)) throw new RangeError(`unknown dtype ${dtype}`);
+    if (names.has(name) || name === '__metadata__') throw new RangeError(`duplicate or reserved tensor name ${name}`);
+    names.add(name);
+    const bytes = (shape.reduce((n, d) => n * d, 1) * DTYPE_BITS[dtype]) / 8;
+    if (data.length !== bytes) {
+      throw new RangeError(`${name}: ${dtype} ${formatShape(shape)} needs ${bytes} bytes, got ${data.length}`);
+    }
+    entries.push(`${JSON.stringify(name)}:${JSON.stringify({ dtype, shape, data_offsets: [offset, offset + bytes] })}`);
+    offset += bytes;
+  }
+  const json = Buffer.from(`{${entries.join(',')}}`);
+  const headerLength = Math.ceil(json.length / 8) * 8;
+  const file = Buffer.alloc(8 + headerLength + offset, 0x20);
+  file.writeBigUInt64LE(BigInt(headerLength), 0);
+  json.copy(file, 8);
+  let position = 8 + headerLength;
+  for (const { data } of sorted) {
+    file.set(data, position);
+    position += data.length;
+  }
+  return file;
+}
+
+// Scratch views for reading and writing the bits of a float32.
+const scratchFloat = new Float32Array(1);
+const scratchBits = new Uint32Array(scratchFloat.buffer);
+
+/** IEEE 754 binary16 bits to a number. */
+export function halfToFloat(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exponent = (bits >> 10) & 0x1f;
+  const mantissa = bits & 0x3ff;
+  if (exponent === 0) return sign * mantissa * 2 ** -24;
+  if (exponent === 0x1f) return mantissa === 0 ? sign * Infinity : NaN;
+  return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
+}
+
+/** A number to binary16 bits, rounding to nearest even (overflow gives infinity, NaN stays NaN). */
+export function floatToHalf(value: number): number {
+  scratchFloat[0] = value;
+  const x = scratchBits[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exponent = (x >>> 23) & 0xff;
+  const mantissa = x & 0x7fffff;
+  if (exponent === 0xff) return sign | 0x7c00 | (mantissa === 0 ? 0 : 0x200 | (mantissa >>> 13));
+  const e = exponent - 112; // rebias 127 -> 15
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    // Subnormal result: value = m * 2^-24 with m = (1.mantissa) shifted right by 14 - e.
+    if (e < -10) return sign;
+    const shift = 14 - e;
+    const full = mantissa | 0x800000;
+    const rest = full & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    let m = full >>> shift;
+    if (rest > half || (rest === half && m & 1)) m++;
+    return sign | m;
+  }
+  let h = (e << 10) | (mantissa >>> 13);
+  const rest = mantissa & 0x1fff;
+  // A carry out of the mantissa correctly bumps the exponent, up to infinity.
+  if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++;
+  return sign | h;
+}
+
+/** bfloat16 bits to a number. */
+export function bfloat16ToFloat(bits: number): number {
+  scratchBits[0] = bits << 16;
+  return scratchFloat[0];
+}
+
+/** A number to bfloat16 bits, rounding to nearest even; NaN stays a (quiet) NaN. */
+export function floatToBfloat16(value: number): number {
+  scratchFloat[0] = value;
+  const x = scratchBits[0];
+  if ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0) return (x >>> 16) | 0x40;
+  return (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+}
+
+let halfTable: Float32Array | undefined;
+
+/** Decodes an F32, F16 or BF16 tensor (little-endian) of a validated file. */
+export function decodeTensor(file: Uint8Array, header: SafetensorsHeader, name: string): Float32Array {
+  const info = header.tensors.find((tensor) => tensor.name === name);
+  if (info === undefined) fail(`tensor ${name} not found`);
+  const start = 8 + header.headerLength + info.begin;
+  const bytes = file.subarray(start, start + info.end - info.begin);
+  if (bytes.length !== info.end - info.begin) fail(`data of tensor ${name} runs past the end of the file`);
+  const out = new Float32Array(info.shape.reduce((n, d) => n * d, 1));
+  switch (info.dtype) {
+    case 'F32': {
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);
+      break;
+    }
+    case 'F16': {
+      const table = (halfTable ??= Float32Array.from({ length: 0x10000 }, (_, bits) => halfToFloat(bits)));
+      for (let i = 0; i < out.length; i++) out[i] = table[bytes[2 * i] | (bytes[2 * i + 1] << 8)];
+      break;
+    }
+    case 'BF16': {
+      // Same-endianness views: integer bits written through one read back as the float through the other.
+      const bits = new Uint32Array(out.buffer);
+      for (let i = 0; i < out.length; i++) bits[i] = (bytes[2 * i] | (bytes[2 * i + 1] << 8)) << 16;
+      break;
+    }
+    default:
+      fail(`tensor ${name} has dtype ${info.dtype}; only F32, F16 and BF16 can be decoded`);
+  }
+  return out;
+}
+
+/** Encodes values as little-endian F32, F16 or BF16 bytes (half types round to nearest even). */
+export function encodeTensor(values: Float32Array, dtype: 'F32' | 'F16' | 'BF16'): Uint8Array {
+  if (dtype === 'F32') {
+    const out = new Uint8Array(values.length * 4);
+    const view = new DataView(out.buffer);
+    for (let i = 0; i < values.length; i++) view.setFloat32(i * 4, values[i], true);
+    return out;
+  }
+  const toBits = dtype === 'F16' ? floatToHalf : floatToBfloat16;
+  const out = new Uint8Array(values.length * 2);
+  for (let i = 0; i < values.length; i++) {
+    const bits = toBits(values[i]);
+    out[2 * i] = bits & 0xff;
+    out[2 * i + 1] = bits >>> 8;
+  }
+  return out;
+}
