@@ -3,15 +3,21 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import { Prisma, PrismaClient } from '../generated/prisma/client.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 
-/** Connection errors that mean "the database is not there", as opposed to a bad query. */
-const UNAVAILABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', '57P01', '57P03', 'P1001', 'P1002', 'P1017']);
+/** Connection-level failures, as opposed to a bad query. */
+const UNAVAILABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P03', 'P1001', 'P1002', 'P1017']);
+const UNAVAILABLE_MESSAGE = /ECONNREFUSED|Connection terminated|connect ETIMEDOUT|terminating connection|Can't reach database/;
 
+/** True for errors raised by Prisma or its driver adapter because the database cannot be reached. */
 export function isDatabaseUnavailable(error: unknown): boolean {
   if (error instanceof Prisma.PrismaClientInitializationError) return true;
-  const code = (error as { code?: string; cause?: { code?: string } })?.code ?? (error as { cause?: { code?: string } })?.cause?.code;
-  if (code !== undefined && UNAVAILABLE.has(code)) return true;
-  const message = error instanceof Error ? error.message : '';
-  return /ECONNREFUSED|Connection terminated|connect ETIMEDOUT|terminating connection/.test(message);
+  const fromDatabase =
+    error instanceof Prisma.PrismaClientKnownRequestError ||
+    error instanceof Prisma.PrismaClientUnknownRequestError ||
+    (error as { name?: string })?.name === 'DriverAdapterError';
+  if (!fromDatabase) return false;
+  const e = error as { code?: string; cause?: { code?: string; originalCode?: string }; message?: string };
+  const codes = [e.code, e.cause?.code, e.cause?.originalCode];
+  return codes.some((code) => code !== undefined && UNAVAILABLE.has(code)) || UNAVAILABLE_MESSAGE.test(e.message ?? '');
 }
 
 @Injectable()

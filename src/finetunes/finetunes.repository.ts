@@ -56,7 +56,17 @@ export class FinetunesRepository {
     );
   }
 
-  delete(id: string) {
-    return this.prisma.finetune.delete({ where: { id } });
+  /**
+   * Deletes the finetune and its asset rows, recording their objects as orphans in the same
+   * transaction; returns the object keys to delete now.
+   */
+  async deleteRecordingOrphans(id: string): Promise<string[]> {
+    return this.prisma.$transaction(async (tx) => {
+      const assets = await tx.finetuneAsset.findMany({ where: { finetuneId: id }, select: { storageKey: true } });
+      const keys = assets.map((a) => a.storageKey);
+      await tx.orphanObject.createMany({ data: keys.map((key) => ({ key })), skipDuplicates: true });
+      await tx.finetune.delete({ where: { id } });
+      return keys;
+    });
   }
 }

@@ -3,6 +3,7 @@ import type { Finetune } from '../generated/prisma/client.js';
 import { Prisma } from '../generated/prisma/client.js';
 import { ConflictError, NotFoundError, TooManyRequestsError } from '../common/api-error.js';
 import { CatalogService } from '../catalog/catalog.service.js';
+import { OrphanObjectsService } from '../storage/orphan-objects.service.js';
 import type { CreateFinetuneDto, ListPublicQuery } from './dto.js';
 import { FinetunesRepository, type PublicOrder } from './finetunes.repository.js';
 
@@ -45,6 +46,7 @@ export class FinetunesService {
   constructor(
     private readonly finetunes: FinetunesRepository,
     private readonly catalog: CatalogService,
+    private readonly orphans: OrphanObjectsService,
   ) {}
 
   async create(accountId: string, input: CreateFinetuneDto): Promise<FinetuneView> {
@@ -94,7 +96,9 @@ export class FinetunesService {
 
   async delete(accountId: string, idOrName: string): Promise<FinetuneView> {
     const finetune = await this.getOwn(accountId, idOrName);
-    await this.finetunes.delete(finetune.id);
+    const keys = await this.finetunes.deleteRecordingOrphans(finetune.id);
+    // A storage failure here is not the caller's: the keys stay recorded and the sweep retries them.
+    await this.orphans.remove(keys);
     return toFinetuneView(finetune);
   }
 }

@@ -111,3 +111,30 @@ describe('envelope on every error', () => {
     expect(response.body.errors[0]!.message).toContain('colour');
   });
 });
+
+describe('database outage', () => {
+  it('answers 503/7002 in the envelope when the database cannot be reached', async () => {
+    const { createApp } = await import('../../../src/app.factory.js');
+    const { loadConfig } = await import('../../../src/config/app-config.js');
+    const app = await createApp(
+      loadConfig({
+        DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/none',
+        ADMIN_TOKEN,
+        S3_ENDPOINT: process.env.TEST_S3_ENDPOINT,
+        S3_ACCESS_KEY_ID: 'S3RVER',
+        S3_SECRET_ACCESS_KEY: 'S3RVER',
+        S3_FORCE_PATH_STYLE: 'true',
+        LOG_LEVEL: 'error',
+      }),
+    );
+    await app.listen(0, '127.0.0.1');
+    try {
+      const base = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}/client/v4`;
+      const response = await call(base, 'GET', `/accounts/${acme.id}/ai/finetunes`, { token: acme.token });
+      expect(response.status).toBe(503);
+      expect(response.body).toEqual({ result: null, success: false, errors: [{ code: 7002, message: expect.any(String) }], messages: [] });
+    } finally {
+      await app.close();
+    }
+  });
+});
