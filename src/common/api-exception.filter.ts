@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from './api-error.js';
 import { failure } from './envelope.js';
 import { isDatabaseUnavailable } from '../database/prisma.service.js';
+import { AdapterFormatError } from '../formats/format-error.js';
 
 interface Mapped {
   status: number;
@@ -53,6 +54,7 @@ export class ApiExceptionFilter implements ExceptionFilter {
     if (error instanceof ApiError) {
       return { status: error.status, code: error.code, message: error.message, headers: error.headers };
     }
+    if (error instanceof AdapterFormatError) return { status: 400, code: 3040, message: error.message };
     if (error instanceof HttpException) return httpException(error);
     const fromFastify = fastifyError(error);
     if (fromFastify) return fromFastify;

@@ -1,0 +1,126 @@
+import { createHash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import { PayloadTooLargeError } from '../common/api-error.js';
+import type { AdapterFile } from '../formats/format-error.js';
+import { MAX_CONFIG_BYTES } from '../formats/peft-config.js';
+import { MAX_HEADER_LENGTH, SafetensorsStreamValidator, type SafetensorsHeader } from '../formats/safetensors.js';
+
+export const ADAPTER_FILES: readonly AdapterFile[] = ['adapter_config.json', 'adapter_model.safetensors'];
+
+/** Enough bytes to tell a safetensors file (u64 header length, then '{') from a JSON document. */
+const SNIFF_BYTES = 9;
+
+/**
+ * Which file a byte stream is, for uploads whose `file` part precedes `file_name`:
+ * safetensors starts with a plausible u64 header length followed by '{'.
+ */
+export function sniffAdapterFile(head: Uint8Array): AdapterFile {
+  if (head.length >= SNIFF_BYTES && head[8] === 0x7b) {
+    const length = Buffer.from(head.buffer, head.byteOffset, 8).readBigUInt64LE(0);
+    if (length >= 2n && length <= BigInt(MAX_HEADER_LENGTH)) return 'adapter_model.safetensors';
+  }
+  return 'adapter_config.json';
+}
+
+export interface InspectedFile {
+  file: AdapterFile;
+  bytes: number;
+  sha256: string;
+  /** adapter_config.json: the whole (small) file. */
+  content?: Buffer;
+  /** adapter_model.safetensors: the validated header. */
+  header?: SafetensorsHeader;
+}
+
+/**
+ * Passes an upload through unchanged while measuring, hashing and validating it, so a bad file
+ * fails as soon as its bytes show it (the safetensors header is checked as it streams by, and the
+ * size limit while counting), and memory stays bounded by the header size, never the file size.
+ */
+export class AdapterInspector extends Transform {
+  private readonly hash = createHash('sha256');
+  private bytes = 0;
+  private fileKind: AdapterFile | undefined;
+  private pending: Buffer[] = [];
+  private validator?: SafetensorsStreamValidator;
+  private configChunks: Buffer[] = [];
+
+  private headerChecked = false;
+
+  /** `checkHeader` runs as soon as a safetensors header is complete, before the tensor data arrives. */
+  constructor(
+    file: AdapterFile | undefined,
+    private readonly maxBytes: number,
+    private readonly modelName: string,
+    private readonly checkHeader: (header: SafetensorsHeader) => void = () => undefined,
+  ) {
+    super();
+    this.fileKind = file;
+  }
+
+  /** Known once the first bytes have been seen (or from the start, when declared). */
+  get file(): AdapterFile | undefined {
+    return this.fileKind;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    try {
+      this.bytes += chunk.length;
+      if (this.fileKind === 'adapter_config.json' && this.bytes > MAX_CONFIG_BYTES) {
+        throw new PayloadTooLargeError(`adapter_config.json: is larger than the 1 MiB limit`);
+      }
+      if (this.bytes > this.maxBytes) {
+        throw new PayloadTooLargeError(`${this.fileKind ?? 'file'}: is larger than the ${this.maxBytes} byte limit of ${this.modelName}`);
+      }
+      this.hash.update(chunk);
+      if (this.fileKind === undefined) {
+        this.pending.push(chunk);
+        const head = Buffer.concat(this.pending);
+        if (head.length < SNIFF_BYTES) return callback();
+        this.pending = [];
+        this.fileKind = sniffAdapterFile(head);
+        this.inspect(head);
+        return callback(null, head);
+      }
+      this.inspect(chunk);
+      callback(null, chunk);
+    } catch (error) {
+      callback(error as Error);
+    }
+  }
+
+  override _flush(callback: TransformCallback): void {
+    try {
+      if (this.fileKind === undefined) {
+        const head = Buffer.concat(this.pending);
+        this.fileKind = sniffAdapterFile(head);
+        this.inspect(head);
+        this.push(head);
+      }
+      callback();
+    } catch (error) {
+      callback(error as Error);
+    }
+  }
+
+  private inspect(chunk: Buffer): void {
+    if (this.fileKind === 'adapter_config.json') {
+      this.configChunks.push(chunk);
+      return;
+    }
+    this.validator ??= new SafetensorsStreamValidator();
+    this.validator.push(chunk);
+    if (!this.headerChecked && this.validator.header) {
+      this.headerChecked = true;
+      this.checkHeader(this.validator.header);
+    }
+  }
+
+  /** The outcome, once the stream has ended; throws the file's validation error if it is incomplete. */
+  result(): InspectedFile {
+    const file = this.fileKind ?? 'adapter_config.json';
+    const base = { file, bytes: this.bytes, sha256: this.hash.digest('hex') };
+    if (file === 'adapter_config.json') return { ...base, content: Buffer.concat(this.configChunks) };
+    return { ...base, header: (this.validator ?? new SafetensorsStreamValidator()).finish() };
+  }
+}
