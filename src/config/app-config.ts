@@ -9,6 +9,8 @@ export interface StorageConfig {
   secretAccessKey?: string;
   forcePathStyle: boolean;
   createBucket: boolean;
+  /** Neither S3_ENDPOINT nor S3_BUCKET given: run an embedded S3-compatible server instead. */
+  embedded: boolean;
 }
 
 export interface AppConfig {
@@ -20,6 +22,8 @@ export interface AppConfig {
   storage: StorageConfig;
   /** Where converted adapters and other engine caches live on local disk. */
   cacheDir: string;
+  /** Where embedded services (storage) keep their data when no external one is configured. */
+  dataDir: string;
   logLevel: 'error' | 'warn' | 'log' | 'debug' | 'verbose';
 }
 
@@ -86,7 +90,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
       `${accessKeyId === undefined ? 'S3_ACCESS_KEY_ID' : 'S3_SECRET_ACCESS_KEY'} is required when the other S3 key variable is set`,
     );
   }
-  const bucket = optional(env, 'S3_BUCKET') ?? 'lora-adapters';
+  const configuredBucket = optional(env, 'S3_BUCKET');
+  const bucket = configuredBucket ?? 'lora-adapters';
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
     throw new ConfigError(`S3_BUCKET must be a valid bucket name (3-63 of a-z, 0-9, '.', '-'), got "${bucket}"`);
   }
@@ -95,6 +100,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     throw new ConfigError(`LOG_LEVEL must be one of error, warn, log, debug, verbose, got "${logLevel}"`);
   }
 
+  const endpoint = url(env, 'S3_ENDPOINT', ['http:', 'https:']);
   return {
     port: integer(env, 'PORT', 8787, 0, 65535),
     host: optional(env, 'HOST') ?? '127.0.0.1',
@@ -102,15 +108,17 @@ export function loadConfig(env: Env = process.env): AppConfig {
     adminToken,
     modelsFile: optional(env, 'MODELS_FILE'),
     storage: {
-      endpoint: url(env, 'S3_ENDPOINT', ['http:', 'https:']),
+      endpoint,
       region: optional(env, 'S3_REGION') ?? 'us-east-1',
       bucket,
       accessKeyId,
       secretAccessKey,
       forcePathStyle: boolean(env, 'S3_FORCE_PATH_STYLE', false),
       createBucket: boolean(env, 'S3_CREATE_BUCKET', false),
+      embedded: endpoint === undefined && configuredBucket === undefined,
     },
     cacheDir: optional(env, 'CACHE_DIR') ?? '.cache',
+    dataDir: optional(env, 'DATA_DIR') ?? '.data',
     logLevel: logLevel as AppConfig['logLevel'],
   };
 }

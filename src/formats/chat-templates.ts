@@ -86,6 +86,13 @@ function foldSystem({ system, turns }: Conversation): Conversation['turns'] {
   return [{ ...turns[0], user: `${system}\n\n${turns[0].user}` }, ...turns.slice(1)];
 }
 
+/** Where each template's assistant turn ends; also ends generation for raw prompts to that family. */
+export const CHAT_TEMPLATE_STOPS: Record<ChatTemplateName, readonly string[]> = {
+  'llama-2': ['</s>'],
+  'mistral-instruct': ['</s>'],
+  gemma: ['<end_of_turn>'],
+};
+
 /** `<s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {assistant} </s><s>[INST] {user2} [/INST]` */
 export function llama2Template(input: ChatTemplateInput): ChatTemplateOutput {
   const { system, turns } = toConversation(input);
@@ -96,7 +103,7 @@ export function llama2Template(input: ChatTemplateInput): ChatTemplateOutput {
       return `<s>[INST] ${sys}${user} [/INST]${answer}`;
     })
     .join('');
-  return { text, stop: ['</s>'] };
+  return { text, stop: [...CHAT_TEMPLATE_STOPS['llama-2']] };
 }
 
 /** `<s>[INST] {user} [/INST]{assistant}</s>[INST] {user2} [/INST]` */
@@ -105,7 +112,7 @@ export function mistralInstructTemplate(input: ChatTemplateInput): ChatTemplateO
   const text =
     '<s>' +
     turns.map(({ user, assistant }) => `[INST] ${user} [/INST]${assistant === null ? '' : `${assistant}</s>`}`).join('');
-  return { text, stop: ['</s>'] };
+  return { text, stop: [...CHAT_TEMPLATE_STOPS['mistral-instruct']] };
 }
 
 /** `<bos><start_of_turn>user\n{user}<end_of_turn>\n<start_of_turn>model\n{assistant}<end_of_turn>\n…<start_of_turn>model\n` */
@@ -120,7 +127,7 @@ export function gemmaTemplate(input: ChatTemplateInput): ChatTemplateOutput {
           (assistant === null ? '' : `${assistant}<end_of_turn>\n`),
       )
       .join('');
-  return { text, stop: ['<end_of_turn>'] };
+  return { text, stop: [...CHAT_TEMPLATE_STOPS.gemma] };
 }
 
 export const CHAT_TEMPLATES: Record<ChatTemplateName, (input: ChatTemplateInput) => ChatTemplateOutput> = {

@@ -10,7 +10,7 @@ describe('loadConfig', () => {
       port: 8787,
       host: '127.0.0.1',
       databaseUrl: base.DATABASE_URL,
-      storage: { region: 'us-east-1', bucket: 'lora-adapters', forcePathStyle: false, createBucket: false },
+      storage: { region: 'us-east-1', bucket: 'lora-adapters', forcePathStyle: false, createBucket: false, embedded: true },
     });
     expect(config.modelsFile).toBeUndefined();
     expect(config.storage.endpoint).toBeUndefined();
@@ -42,8 +42,10 @@ describe('loadConfig', () => {
         secretAccessKey: 'secret',
         forcePathStyle: true,
         createBucket: true,
+        embedded: false,
       },
     });
+    expect(loadConfig({ ...base, S3_BUCKET: 'on-aws' }).storage.embedded).toBe(false);
   });
 
   it.each([
