@@ -1,4 +1,4 @@
-import type { ModelArchitecture } from '../formats/architecture.js';
+import { GEMMA_2B, GEMMA_7B, LLAMA_2_7B, MISTRAL_7B } from '../formats/architecture.js';
 import type { JsonSchema, ModelDefinition, ModelLimits, ModelTask } from './model-definition.js';
 
 /** Definitions share sub-objects (task, schemas, limits): freezing keeps one caller's edit from leaking into all. */
@@ -30,51 +30,6 @@ export const DEFAULT_LORA_LIMITS: ModelLimits = deepFreeze({
   max_concurrent_requests: null,
   accounts: {},
 });
-
-// Shapes from each base model's config.json (see adapter-formats.md).
-const LLAMA_2_7B: ModelArchitecture = {
-  model_type: 'llama',
-  hidden_size: 4096,
-  intermediate_size: 11008,
-  num_hidden_layers: 32,
-  num_attention_heads: 32,
-  num_key_value_heads: 32,
-  head_dim: 128,
-  vocab_size: 32000,
-};
-
-const MISTRAL_7B: ModelArchitecture = {
-  model_type: 'mistral',
-  hidden_size: 4096,
-  intermediate_size: 14336,
-  num_hidden_layers: 32,
-  num_attention_heads: 32,
-  num_key_value_heads: 8,
-  head_dim: 128,
-  vocab_size: 32000,
-};
-
-const GEMMA_7B: ModelArchitecture = {
-  model_type: 'gemma',
-  hidden_size: 3072,
-  intermediate_size: 24576,
-  num_hidden_layers: 28,
-  num_attention_heads: 16,
-  num_key_value_heads: 16,
-  head_dim: 256,
-  vocab_size: 256000,
-};
-
-const GEMMA_2B: ModelArchitecture = {
-  model_type: 'gemma',
-  hidden_size: 2048,
-  intermediate_size: 16384,
-  num_hidden_layers: 18,
-  num_attention_heads: 8,
-  num_key_value_heads: 1,
-  head_dim: 256,
-  vocab_size: 256000,
-};
 
 // The seed cards' JSON schemas, parsed. They differ only in the prompt/content limits and the sampling fields.
 const STREAM = { type: 'boolean', default: false };

@@ -1,13 +1,9 @@
+import type { ObjectStorageOptions } from '../storage/object-storage.js';
+
 /** Environment, validated once at start-up: a bad variable stops the process with its name in the message. */
 export class ConfigError extends Error {}
 
-export interface StorageConfig {
-  endpoint?: string;
-  region: string;
-  bucket: string;
-  accessKeyId?: string;
-  secretAccessKey?: string;
-  forcePathStyle: boolean;
+export interface StorageConfig extends ObjectStorageOptions {
   createBucket: boolean;
   /** Neither S3_ENDPOINT nor S3_BUCKET given: run an embedded S3-compatible server instead. */
   embedded: boolean;

@@ -48,3 +48,48 @@ export function moduleFeatures(arch: ModelArchitecture, module: LoraModule): { i
       return { in: arch.intermediate_size, out: arch.hidden_size };
   }
 }
+
+// The LoRA bases' shapes, from each model's config.json.
+export const LLAMA_2_7B: ModelArchitecture = {
+  model_type: 'llama',
+  hidden_size: 4096,
+  intermediate_size: 11008,
+  num_hidden_layers: 32,
+  num_attention_heads: 32,
+  num_key_value_heads: 32,
+  head_dim: 128,
+  vocab_size: 32000,
+};
+
+export const MISTRAL_7B: ModelArchitecture = {
+  model_type: 'mistral',
+  hidden_size: 4096,
+  intermediate_size: 14336,
+  num_hidden_layers: 32,
+  num_attention_heads: 32,
+  num_key_value_heads: 8,
+  head_dim: 128,
+  vocab_size: 32000,
+};
+
+export const GEMMA_7B: ModelArchitecture = {
+  model_type: 'gemma',
+  hidden_size: 3072,
+  intermediate_size: 24576,
+  num_hidden_layers: 28,
+  num_attention_heads: 16,
+  num_key_value_heads: 16,
+  head_dim: 256,
+  vocab_size: 256000,
+};
+
+export const GEMMA_2B: ModelArchitecture = {
+  model_type: 'gemma',
+  hidden_size: 2048,
+  intermediate_size: 16384,
+  num_hidden_layers: 18,
+  num_attention_heads: 8,
+  num_key_value_heads: 1,
+  head_dim: 256,
+  vocab_size: 256000,
+};

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { loraTensorName, validateAdapterPair, validateAdapterTensors } from '../../../src/formats/adapter-validation.js';
-import { LORA_MODULES, type LoraModule, type ModelArchitecture } from '../../../src/formats/architecture.js';
+import { GEMMA_2B, GEMMA_7B, LLAMA_2_7B, LORA_MODULES, MISTRAL_7B, type LoraModule, type ModelArchitecture } from '../../../src/formats/architecture.js';
 import { AdapterFormatError } from '../../../src/formats/format-error.js';
 import { buildPeftAdapter, mulberry32, type PeftAdapterSpec } from '../../../src/formats/peft-adapter.js';
 import { parsePeftConfig, scaleFor } from '../../../src/formats/peft-config.js';
@@ -18,47 +18,6 @@ const TINY: ModelArchitecture = {
   vocab_size: 256,
 };
 
-// Shapes from adapter-formats.md (each model's config.json).
-const LLAMA_2_7B: ModelArchitecture = {
-  model_type: 'llama',
-  hidden_size: 4096,
-  intermediate_size: 11008,
-  num_hidden_layers: 32,
-  num_attention_heads: 32,
-  num_key_value_heads: 32,
-  head_dim: 128,
-  vocab_size: 32000,
-};
-const MISTRAL_7B: ModelArchitecture = {
-  model_type: 'mistral',
-  hidden_size: 4096,
-  intermediate_size: 14336,
-  num_hidden_layers: 32,
-  num_attention_heads: 32,
-  num_key_value_heads: 8,
-  head_dim: 128,
-  vocab_size: 32000,
-};
-const GEMMA_7B: ModelArchitecture = {
-  model_type: 'gemma',
-  hidden_size: 3072,
-  intermediate_size: 24576,
-  num_hidden_layers: 28,
-  num_attention_heads: 16,
-  num_key_value_heads: 16,
-  head_dim: 256,
-  vocab_size: 256000,
-};
-const GEMMA_2B: ModelArchitecture = {
-  model_type: 'gemma',
-  hidden_size: 2048,
-  intermediate_size: 16384,
-  num_hidden_layers: 18,
-  num_attention_heads: 8,
-  num_key_value_heads: 1,
-  head_dim: 256,
-  vocab_size: 256000,
-};
 
 /** Parse the config, then validate the weights on their own and against it: the order an upload goes through. */
 function validateUpload(config: Buffer, safetensors: Buffer, arch: ModelArchitecture, maxLoraRank = BAD_ADAPTER_MAX_LORA_RANK) {

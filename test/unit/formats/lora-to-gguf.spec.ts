@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { loraTensorName } from '../../../src/formats/adapter-validation.js';
-import { LORA_MODULES, type LoraModule, type ModelArchitecture } from '../../../src/formats/architecture.js';
+import { LLAMA_2_7B, LORA_MODULES, type LoraModule, type ModelArchitecture } from '../../../src/formats/architecture.js';
 import { AdapterFormatError } from '../../../src/formats/format-error.js';
 import { encodeGguf, readGguf, readGgufTensor } from '../../../src/formats/gguf.js';
 import {
@@ -255,16 +255,7 @@ describe('convertPeftToGguf', () => {
   });
 
   it('converts a Llama-2-7B-shaped rank-8 q/v adapter', async () => {
-    const arch: ModelArchitecture = {
-      model_type: 'llama',
-      hidden_size: 4096,
-      intermediate_size: 11008,
-      num_hidden_layers: 32,
-      num_attention_heads: 32,
-      num_key_value_heads: 32,
-      head_dim: 128,
-      vocab_size: 32000,
-    };
+    const arch = LLAMA_2_7B;
     const a = adapter({ architecture: arch, r: 8, loraAlpha: 16, targetModules: ['q_proj', 'v_proj'], dtype: 'F16', magnitude: 0.01 });
     const path = join(dir, 'llama-7b.gguf');
     const size = await convertPeftToGguf({ safetensors: a.safetensors, config: a.config, architecture: arch }, path);
