@@ -2,10 +2,12 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { AccountsModule } from './accounts/accounts.module.js';
 import { AdaptersModule } from './adapters/adapters.module.js';
 import { CatalogModule } from './catalog/catalog.module.js';
+import { ShutdownGrace } from './common/shutdown-grace.js';
 import type { AppConfig } from './config/app-config.js';
 import { ConfigModule } from './config/config.module.js';
 import { DatabaseModule } from './database/database.module.js';
 import { FinetunesModule } from './finetunes/finetunes.module.js';
+import { InferenceModule } from './inference/inference.module.js';
 import { StorageModule } from './storage/storage.module.js';
 
 @Module({})
@@ -13,6 +15,7 @@ export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
+      providers: [ShutdownGrace],
       imports: [
         ConfigModule.forRoot(config),
         DatabaseModule,
@@ -21,6 +24,7 @@ export class AppModule {
         CatalogModule,
         FinetunesModule,
         AdaptersModule,
+        InferenceModule,
       ],
     };
   }

@@ -116,6 +116,10 @@ export class AdapterAssetsService {
     }
   }
 
+  assetsOf(finetuneId: string): Promise<FinetuneAsset[]> {
+    return this.assets.assetsOfFinetune(finetuneId);
+  }
+
   /** Streams the file to a staging object; rejects it as soon as its bytes show it is bad. */
   private async stage(
     accountId: string,

@@ -21,6 +21,8 @@ export interface AppConfig {
   /** Where embedded services (storage) keep their data when no external one is configured. */
   dataDir: string;
   logLevel: 'error' | 'warn' | 'log' | 'debug' | 'verbose';
+  /** On shutdown, how long requests in flight may take before their connections are closed. */
+  shutdownGraceMs: number;
 }
 
 export const APP_CONFIG = Symbol('APP_CONFIG');
@@ -116,5 +118,6 @@ export function loadConfig(env: Env = process.env): AppConfig {
     cacheDir: optional(env, 'CACHE_DIR') ?? '.cache',
     dataDir: optional(env, 'DATA_DIR') ?? '.data',
     logLevel: logLevel as AppConfig['logLevel'],
+    shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
   };
 }

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { AccountsModule } from '../accounts/accounts.module.js';
+import { FinetuneEvents } from './finetune-events.js';
 import { FinetunesController } from './finetunes.controller.js';
 import { FinetunesRepository } from './finetunes.repository.js';
 import { FinetunesService } from './finetunes.service.js';
@@ -7,7 +8,7 @@ import { FinetunesService } from './finetunes.service.js';
 @Module({
   imports: [AccountsModule],
   controllers: [FinetunesController],
-  providers: [FinetunesRepository, FinetunesService],
-  exports: [FinetunesService],
+  providers: [FinetunesRepository, FinetunesService, FinetuneEvents],
+  exports: [FinetunesService, FinetuneEvents],
 })
 export class FinetunesModule {}

@@ -5,6 +5,7 @@ import { ConflictError, NotFoundError, TooManyRequestsError } from '../common/ap
 import { CatalogService } from '../catalog/catalog.service.js';
 import { OrphanObjectsService } from '../storage/orphan-objects.service.js';
 import type { CreateFinetuneDto, ListPublicQuery } from './dto.js';
+import { FinetuneEvents } from './finetune-events.js';
 import { FinetunesRepository, type PublicOrder } from './finetunes.repository.js';
 
 export interface FinetuneView {
@@ -47,6 +48,7 @@ export class FinetunesService {
     private readonly finetunes: FinetunesRepository,
     private readonly catalog: CatalogService,
     private readonly orphans: OrphanObjectsService,
+    private readonly events: FinetuneEvents,
   ) {}
 
   async create(accountId: string, input: CreateFinetuneDto): Promise<FinetuneView> {
@@ -97,6 +99,7 @@ export class FinetunesService {
   async delete(accountId: string, idOrName: string): Promise<FinetuneView> {
     const finetune = await this.getOwn(accountId, idOrName);
     const keys = await this.finetunes.deleteRecordingOrphans(finetune.id);
+    this.events.deleted(finetune.id);
     // A storage failure here is not the caller's: the keys stay recorded and the sweep retries them.
     await this.orphans.remove(keys);
     return toFinetuneView(finetune);

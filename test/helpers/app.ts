@@ -29,6 +29,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     S3_FORCE_PATH_STYLE: 'true',
     S3_CREATE_BUCKET: 'true',
     LOG_LEVEL: 'error',
+    SHUTDOWN_GRACE_MS: '1000',
     ...env,
   });
   const app = await createApp(config);

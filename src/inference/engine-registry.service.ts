@@ -1,0 +1,48 @@
+import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { join } from 'node:path';
+import { EngineUnavailableError } from '../common/api-error.js';
+import type { ModelDefinition } from '../catalog/model-definition.js';
+import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import { ObjectStorage } from '../storage/object-storage.js';
+import type { EngineContext, InferenceEngine } from './engine.js';
+import { LlamaCppEngine } from './engines/llama-cpp.engine.js';
+import { VllmEngine } from './engines/vllm.engine.js';
+
+const HOW_TO_CONFIGURE =
+  'give its MODELS_FILE entry an "engine", e.g. {"type": "llama-cpp", "model_path": "/models/base.gguf"} ' +
+  'or {"type": "vllm", "base_url": "http://vllm:8000", "served_model": "<name>", "adapter_dir": "/shared/adapters"}';
+
+/** One engine per model, created on first use from the catalog entry's `engine`. */
+@Injectable()
+export class EngineRegistry implements OnApplicationShutdown {
+  private readonly logger = new Logger(EngineRegistry.name);
+  private readonly engines = new Map<string, Promise<InferenceEngine>>();
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly storage: ObjectStorage,
+  ) {}
+
+  get(model: ModelDefinition): Promise<InferenceEngine> {
+    const engine = model.engine;
+    if (!engine) {
+      return Promise.reject(new EngineUnavailableError(`model ${model.name} has no inference engine configured: ${HOW_TO_CONFIGURE}`));
+    }
+    const existing = this.engines.get(model.name);
+    if (existing) return existing;
+    const ctx: EngineContext = { model, files: this.storage, cacheDir: join(this.config.cacheDir, 'engines', model.id) };
+    const created: Promise<InferenceEngine> =
+      engine.type === 'llama-cpp' ? LlamaCppEngine.create(ctx) : Promise.resolve(new VllmEngine(ctx));
+    // A failed start is not cached: the next request tries again (the file may have appeared).
+    created.catch(() => this.engines.delete(model.name));
+    this.engines.set(model.name, created);
+    return created;
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    for (const [name, engine] of this.engines) {
+      await engine.then((e) => e.close()).catch((error) => this.logger.warn(`closing engine of ${name}: ${error}`));
+    }
+    this.engines.clear();
+  }
+}

@@ -1,0 +1,65 @@
+import type { ModelDefinition } from '../catalog/model-definition.js';
+
+/** One stored adapter, as an engine needs it: where its two files are and what identifies this exact version. */
+export interface AdapterRef {
+  finetuneId: string;
+  /** Changes whenever either file changes (derived from both sha256s); engines key their caches on it. */
+  version: string;
+  configKey: string;
+  weightsKey: string;
+}
+
+export interface SamplingOptions {
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  seed?: number;
+  repetitionPenalty?: number;
+  frequencyPenalty?: number;
+  presencePenalty?: number;
+}
+
+export interface GenerationRequest {
+  /** The final prompt text: already templated, or raw as the caller sent it. */
+  prompt: string;
+  /** Strings that end generation (the template's end-of-turn); EOS always does. */
+  stop: string[];
+  maxTokens: number;
+  sampling: SamplingOptions;
+  /** Absent: the base model alone. */
+  adapter?: AdapterRef;
+  /** Aborted when the client goes away: generation must stop and free what it holds. */
+  signal: AbortSignal;
+}
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+export interface GenerationResult {
+  text: string;
+  usage: Usage;
+  finishReason: 'stop' | 'length' | 'aborted';
+}
+
+export interface InferenceEngine {
+  /** Generates; `onText` receives each piece of text as it is produced (for streaming). */
+  generate(request: GenerationRequest, onText?: (piece: string) => void): Promise<GenerationResult>;
+  /** Counts the prompt's tokens (context limits). */
+  countTokens(prompt: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Reads a stored object into a local file (implemented by ObjectStorage). */
+export interface AdapterFileSource {
+  readToFile(key: string, path: string): Promise<void>;
+}
+
+export interface EngineContext {
+  model: ModelDefinition;
+  files: AdapterFileSource;
+  /** Local directory for engine caches (downloaded and converted adapters). */
+  cacheDir: string;
+}

@@ -1,0 +1,83 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { ValidationError } from '../common/api-error.js';
+import type { JsonSchema, ModelDefinition } from '../catalog/model-definition.js';
+import type { ChatMessage } from '../formats/chat-templates.js';
+import type { SamplingOptions } from './engine.js';
+
+/** A run request after validation against the model's own input schema. */
+export interface RunInput {
+  prompt?: string;
+  messages?: ChatMessage[];
+  raw: boolean;
+  stream: boolean;
+  maxTokens: number;
+  sampling: SamplingOptions;
+  lora?: string;
+}
+
+const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true });
+const validators = new WeakMap<JsonSchema, ValidateFunction>();
+
+function validatorFor(schema: JsonSchema): ValidateFunction {
+  let validate = validators.get(schema);
+  if (!validate) {
+    // Properties the schema does not name are rejected, so a typo never passes silently.
+    validate = ajv.compile({ ...schema, additionalProperties: false });
+    validators.set(schema, validate);
+  }
+  return validate;
+}
+
+function describe(error: ErrorObject): string {
+  const field = error.instancePath.replace(/^\//, '').replace(/\//g, '.');
+  if (error.keyword === 'additionalProperties') {
+    const extra = (error.params as { additionalProperty: string }).additionalProperty;
+    return `${field ? `${field}.` : ''}${extra}: is not accepted by this model`;
+  }
+  return `${field || 'body'}: ${error.message}`;
+}
+
+/** The schema branch (of the cards' `oneOf`) for a prompt or for messages. */
+function branchFor(input: JsonSchema, key: 'prompt' | 'messages'): JsonSchema {
+  const branches = (input.oneOf as JsonSchema[] | undefined) ?? [input];
+  const branch = branches.find((b) => (b.required as string[] | undefined)?.includes(key));
+  if (!branch) throw new ValidationError(`${key}: this model does not accept ${key}`);
+  return { type: 'object', ...branch };
+}
+
+export function parseRunInput(body: unknown, model: ModelDefinition): RunInput {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ValidationError('body: must be a JSON object with prompt or messages');
+  }
+  const { lora, ...input } = body as Record<string, unknown>;
+  if (lora !== undefined && (typeof lora !== 'string' || lora.length === 0 || lora.length > 64)) {
+    throw new ValidationError('lora: must be a finetune id or name (1-64 characters)');
+  }
+  const hasPrompt = 'prompt' in input;
+  if (hasPrompt === 'messages' in input) throw new ValidationError('body: exactly one of prompt or messages is required');
+  // The public docs' curl example sends raw as a string.
+  if (input.raw === 'true' || input.raw === 'false') input.raw = input.raw === 'true';
+
+  const validate = validatorFor(branchFor(model.schema.input, hasPrompt ? 'prompt' : 'messages'));
+  if (!validate(input)) throw new ValidationError(validate.errors!.map(describe).join('; '));
+
+  const maxTokens = (input.max_tokens as number | undefined) ?? 256;
+  if (maxTokens < 1) throw new ValidationError(`max_tokens: must be at least 1, got ${maxTokens}`);
+  return {
+    prompt: input.prompt as string | undefined,
+    messages: input.messages as ChatMessage[] | undefined,
+    raw: input.raw === true,
+    stream: input.stream === true,
+    maxTokens,
+    sampling: {
+      temperature: input.temperature as number | undefined,
+      topP: input.top_p as number | undefined,
+      topK: input.top_k as number | undefined,
+      seed: input.seed as number | undefined,
+      repetitionPenalty: input.repetition_penalty as number | undefined,
+      frequencyPenalty: input.frequency_penalty as number | undefined,
+      presencePenalty: input.presence_penalty as number | undefined,
+    },
+    lora: lora as string | undefined,
+  };
+}

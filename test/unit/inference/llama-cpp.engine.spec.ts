@@ -1,0 +1,341 @@
+/**
+ * LlamaCppEngine against real tiny GGUF models and PEFT adapters: caching, context management, sampling,
+ * streaming, stop strings, aborts, and equality with a model that has the adapter merged into its weights.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { getLlama, LlamaLogLevel, type Token } from 'node-llama-cpp';
+import { EngineUnavailableError, ValidationError } from '../../../src/common/api-error.js';
+import type { EngineConfig, ModelDefinition } from '../../../src/catalog/model-definition.js';
+import { loadModels } from '../../../src/catalog/models-file.js';
+import { parsePeftConfig } from '../../../src/formats/peft-config.js';
+import { buildTinyModel, mergePeftAdapter, TINY_MODELS, TINY_SAMPLE_ADAPTERS } from '../../../src/formats/tiny-model.js';
+import type { AdapterFileSource, AdapterRef, GenerationRequest, GenerationResult } from '../../../src/inference/engine.js';
+import { LlamaCppEngine, type LlamaCppEngineOptions } from '../../../src/inference/engines/llama-cpp.engine.js';
+import { tinySetup, type TinySetup } from '../../helpers/tiny.js';
+
+jest.setTimeout(30_000);
+
+/** Stored objects by key, counting reads (a file source, as ObjectStorage is one). */
+class MemoryFiles implements AdapterFileSource {
+  readonly objects = new Map<string, Buffer>();
+  readonly reads = new Map<string, number>();
+
+  async readToFile(key: string, path: string): Promise<void> {
+    const bytes = this.objects.get(key);
+    if (!bytes) throw new Error(`no object ${key}`);
+    this.reads.set(key, (this.reads.get(key) ?? 0) + 1);
+    await writeFile(path, bytes);
+  }
+}
+
+const FAMILIES = {
+  llama: { catalog: TINY_MODELS[0], prompt: '<s>[INST] hello world, is the world ok? [/INST]', stop: ['</s>'] },
+  gemma: {
+    catalog: TINY_MODELS[1],
+    prompt: '<bos><start_of_turn>user\nhello world, is the world ok?<end_of_turn>\n<start_of_turn>model\n',
+    stop: ['<end_of_turn>'],
+  },
+};
+type Family = keyof typeof FAMILIES;
+
+type LlamaCppConfig = Extract<EngineConfig, { type: 'llama-cpp' }>;
+
+let tiny: TinySetup;
+let dir: string;
+let models: ModelDefinition[];
+const files = new MemoryFiles();
+const modelPaths = {} as Record<Family, string>;
+const adapters = new Map<string, AdapterRef & { config: Buffer; safetensors: Buffer }>();
+const engines: LlamaCppEngine[] = [];
+
+/** The tiny model's catalog definition; one thread keeps the JS thread responsive on small machines. */
+function definition(family: Family, engine: Partial<LlamaCppConfig> = {}): ModelDefinition {
+  const model = models.find((m) => m.name === FAMILIES[family].catalog.name)!;
+  return { ...model, engine: { ...(model.engine as LlamaCppConfig), threads: 1, ...engine } };
+}
+
+async function engineFor(
+  family: Family,
+  engine: Partial<LlamaCppConfig> = {},
+  options: LlamaCppEngineOptions & { cacheDir?: string } = {},
+): Promise<LlamaCppEngine> {
+  const created = await LlamaCppEngine.create(
+    { model: definition(family, engine), files, cacheDir: options.cacheDir ?? (await mkdtemp(join(dir, 'cache-'))) },
+    options,
+  );
+  engines.push(created);
+  return created;
+}
+
+function request(family: Family, overrides: Partial<GenerationRequest> = {}): GenerationRequest {
+  return {
+    prompt: FAMILIES[family].prompt,
+    stop: FAMILIES[family].stop,
+    maxTokens: 24,
+    sampling: { temperature: 0 },
+    signal: new AbortController().signal,
+    ...overrides,
+  };
+}
+
+/** Generates and collects the streamed pieces. */
+async function generate(engine: LlamaCppEngine, req: GenerationRequest) {
+  const pieces: string[] = [];
+  const result = await engine.generate(req, (piece) => pieces.push(piece));
+  return { ...result, pieces };
+}
+
+function adapter(name: string): AdapterRef {
+  const a = adapters.get(name);
+  if (!a) throw new Error(`no adapter ${name}`);
+  return { finetuneId: a.finetuneId, version: a.version, configKey: a.configKey, weightsKey: a.weightsKey };
+}
+
+/**
+ * Greedy continuation computed by hand: the model loaded on its own, the prompt evaluated in one go, and all
+ * generated tokens decoded at once (so a character split across pieces would show as a difference).
+ */
+async function referenceGreedy(modelPath: string, text: string, maxTokens: number) {
+  const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
+  const model = await llama.loadModel({ modelPath });
+  try {
+    const sequence = (await model.createContext({ contextSize: 512, threads: 1 })).getSequence();
+    const prompt = model.tokenize(text, true);
+    const generated: Token[] = [];
+    for await (const token of sequence.evaluate(prompt, { temperature: 0 })) {
+      generated.push(token);
+      if (generated.length === maxTokens) break;
+    }
+    return { text: model.detokenize(generated, false, prompt), promptTokens: prompt.length };
+  } finally {
+    await model.dispose();
+  }
+}
+
+const readsOf = (ref: AdapterRef) => [files.reads.get(ref.configKey) ?? 0, files.reads.get(ref.weightsKey) ?? 0];
+
+beforeAll(async () => {
+  tiny = await tinySetup();
+  dir = tiny.dir;
+  models = loadModels(tiny.modelsFile);
+  for (const family of Object.keys(FAMILIES) as Family[]) modelPaths[family] = join(dir, FAMILIES[family].catalog.file);
+  for (const [i, { name }] of TINY_SAMPLE_ADAPTERS.entries()) {
+    const { config, safetensors } = tiny.read(name);
+    const ref = { finetuneId: `ft-${i}`, version: `v${i}-${name}`, configKey: `${name}/c`, weightsKey: `${name}/w` };
+    files.objects.set(ref.configKey, config);
+    files.objects.set(ref.weightsKey, safetensors);
+    adapters.set(name, { ...ref, config, safetensors });
+  }
+});
+
+afterAll(async () => {
+  for (const engine of engines) await engine.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe.each(['llama', 'gemma'] as Family[])('tiny %s', (family) => {
+  const adapterName = TINY_SAMPLE_ADAPTERS.find((a) => a.model === FAMILIES[family].catalog.name)!.name;
+  let engine: LlamaCppEngine;
+  let base: GenerationResult & { pieces: string[] };
+
+  beforeAll(async () => {
+    engine = await engineFor(family);
+    base = await generate(engine, request(family));
+  });
+
+  it('generates greedily and deterministically, streaming pieces that add up to the text', async () => {
+    expect(base.text.length).toBeGreaterThan(5);
+    expect(base.pieces.join('')).toBe(base.text);
+    const again = await generate(engine, request(family));
+    expect(again.text).toBe(base.text);
+    expect(again.usage).toEqual(base.usage);
+  });
+
+  it('with the adapter: differs from the base and equals the model with the adapter merged in', async () => {
+    const ref = adapter(adapterName);
+    const withAdapter = await generate(engine, request(family, { adapter: ref }));
+    expect(withAdapter.text).not.toBe(base.text);
+    expect(withAdapter.pieces.join('')).toBe(withAdapter.text);
+
+    const a = adapters.get(adapterName)!;
+    const { spec } = FAMILIES[family].catalog;
+    const { architecture } = buildTinyModel(spec);
+    const { config } = parsePeftConfig(a.config, { architecture, maxLoraRank: 32 });
+    const mergedPath = join(dir, `${family}-merged.gguf`);
+    await writeFile(mergedPath, buildTinyModel(spec, (w) => mergePeftAdapter(w, architecture, config, a.safetensors)).gguf);
+    const reference = await referenceGreedy(mergedPath, FAMILIES[family].prompt, withAdapter.usage.completion_tokens);
+    expect(withAdapter.text).toBe(reference.text);
+    expect(withAdapter.usage.prompt_tokens).toBe(reference.promptTokens);
+  });
+});
+
+describe('adapter cache', () => {
+  it('converts each version once, shares concurrent first uses, and reuses the GGUF after a restart', async () => {
+    const cacheDir = await mkdtemp(join(dir, 'cache-'));
+    const engine = await engineFor('llama', {}, { cacheDir });
+    const source = adapter('tiny-llama-qv');
+    const ref = { ...source, version: 'cache-test', configKey: 'cache-test/config', weightsKey: 'cache-test/weights' };
+    files.objects.set(ref.configKey, files.objects.get(source.configKey)!);
+    files.objects.set(ref.weightsKey, files.objects.get(source.weightsKey)!);
+    const [first, second] = await Promise.all([
+      engine.generate(request('llama', { adapter: ref })),
+      engine.generate(request('llama', { adapter: ref })),
+    ]);
+    expect(second.text).toBe(first.text);
+    expect(readsOf(ref)).toEqual([1, 1]);
+    await engine.generate(request('llama', { adapter: ref }));
+    expect(readsOf(ref)).toEqual([1, 1]);
+
+    const restarted = await engineFor('llama', {}, { cacheDir });
+    expect((await restarted.generate(request('llama', { adapter: ref }))).text).toBe(first.text);
+    expect(readsOf(ref)).toEqual([1, 1]);
+  });
+});
+
+describe('generation controls (tiny llama)', () => {
+  let engine: LlamaCppEngine;
+  let baseline: string;
+
+  beforeAll(async () => {
+    engine = await engineFor('llama');
+    baseline = (await engine.generate(request('llama', { maxTokens: 40 }))).text;
+  });
+
+  it('streams whole UTF-8 characters even when they arrive one byte-token at a time', async () => {
+    const result = await generate(engine, request('llama', { maxTokens: 40 }));
+    // This output contains multi-byte characters made of byte-fallback tokens (e.g. U+05B6, U+B532).
+    expect(result.text).toMatch(/[^\x00-\x7F\uFFFD]/);
+    expect(result.text).toBe((await referenceGreedy(modelPaths.llama, FAMILIES.llama.prompt, 40)).text);
+    expect(result.pieces.join('')).toBe(result.text);
+    for (const piece of result.pieces) expect(Buffer.from(piece).toString()).toBe(piece);
+  });
+
+  it('stops at max_tokens with finishReason length, also in the middle of a character', async () => {
+    for (let maxTokens = 1; maxTokens <= 12; maxTokens++) {
+      const result = await engine.generate(request('llama', { maxTokens }));
+      expect(result).toMatchObject({ finishReason: 'length', usage: { completion_tokens: maxTokens } });
+      expect(result.usage.total_tokens).toBe(result.usage.prompt_tokens + maxTokens);
+      // A partial character at the end comes out as U+FFFD.
+      expect(baseline.startsWith(result.text.replace(/\uFFFD+$/, ''))).toBe(true);
+    }
+  });
+
+  it('ends at the first stop string, which is neither returned nor streamed', async () => {
+    for (let at = 2; at < baseline.length - 6; at += 5) {
+      const stop = [baseline.slice(at, at + 3), baseline.slice(at + 2, at + 6)];
+      const cut = Math.min(...stop.map((s) => baseline.indexOf(s)));
+      const result = await generate(engine, request('llama', { maxTokens: 40, stop: ['</s>', ...stop] }));
+      expect(result.finishReason).toBe('stop');
+      expect(result.text).toBe(baseline.slice(0, cut));
+      expect(result.pieces.join('')).toBe(result.text);
+    }
+  });
+
+  it('reproduces sampled output for the same seed', async () => {
+    const sampled = (seed: number) =>
+      engine.generate(request('llama', { maxTokens: 30, sampling: { temperature: 1.5, topK: 50, topP: 0.95, seed } }));
+    const [a, b, c] = [await sampled(7), await sampled(7), await sampled(8)];
+    expect(b.text).toBe(a.text);
+    expect(c.text).not.toBe(a.text);
+    expect(a.text).not.toBe(baseline);
+  });
+
+  it('applies repetition, frequency and presence penalties', async () => {
+    const penalized = await engine.generate(
+      request('llama', {
+        maxTokens: 40,
+        sampling: { temperature: 0, repetitionPenalty: 1.5, frequencyPenalty: 0.5, presencePenalty: 0.5 },
+      }),
+    );
+    expect(penalized.text).not.toBe(baseline);
+  });
+
+  it('stops promptly on abort, reports aborted, and leaves the context clean for the next request', async () => {
+    const controller = new AbortController();
+    let pieces = 0;
+    const started = Date.now();
+    const result = await engine.generate(request('llama', { maxTokens: 400, signal: controller.signal }), () => {
+      if (++pieces === 2) controller.abort();
+    });
+    expect(result.finishReason).toBe('aborted');
+    expect(result.usage.completion_tokens).toBeLessThan(20);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect((await engine.generate(request('llama', { maxTokens: 40 }))).text).toBe(baseline);
+  });
+
+  it('counts prompt tokens with exactly one BOS, as generation uses them', async () => {
+    const templated = await engine.countTokens('<s>[INST] hi there [/INST]');
+    expect(await engine.countTokens('[INST] hi there [/INST]')).toBe(templated);
+    expect(templated).toBeGreaterThan(4);
+    const result = await engine.generate(request('llama', { maxTokens: 1 }));
+    expect(result.usage.prompt_tokens).toBe(await engine.countTokens(FAMILIES.llama.prompt));
+  });
+
+  it('rejects a prompt longer than the context', async () => {
+    const prompt = `<s>${'hello world '.repeat(300)}`;
+    expect(await engine.countTokens(prompt)).toBeGreaterThan(512);
+    await expect(engine.generate(request('llama', { prompt }))).rejects.toBeInstanceOf(ValidationError);
+    expect((await engine.generate(request('llama', { maxTokens: 40 }))).text).toBe(baseline);
+  });
+});
+
+describe('contexts', () => {
+  it('with max_contexts 1, concurrent requests for different adapters queue and both complete', async () => {
+    const engine = await engineFor('llama', { max_contexts: 1 });
+    const one = request('llama', { adapter: adapter('tiny-llama-qv') });
+    const two = request('llama', { adapter: adapter('tiny-llama-all-rslora') });
+    const [a, b, c] = await Promise.all([engine.generate(one), engine.generate(two), engine.generate(request('llama'))]);
+    expect(engine.stats.contexts).toBe(1);
+    expect((await engine.generate(one)).text).toBe(a.text);
+    expect((await engine.generate(two)).text).toBe(b.text);
+    expect((await engine.generate(request('llama'))).text).toBe(c.text);
+    expect(new Set([a.text, b.text, c.text]).size).toBe(3);
+  });
+
+  it('a request aborted while queued returns at once', async () => {
+    const engine = await engineFor('llama', { max_contexts: 1 });
+    const qv = request('llama', { adapter: adapter('tiny-llama-qv') });
+    await engine.generate(qv); // converted already: the next request for it goes straight to the queue
+    const busy = new AbortController();
+    const running = engine.generate(request('llama', { maxTokens: 400, signal: busy.signal }));
+    const queued = new AbortController();
+    const waiting = engine.generate({ ...qv, signal: queued.signal });
+    await new Promise((resolve) => setImmediate(resolve));
+    queued.abort();
+    expect((await waiting).finishReason).toBe('aborted');
+    busy.abort();
+    expect((await running).finishReason).toBe('aborted');
+  });
+
+  it('reloads the model when evicted adapters retained by llama.cpp exceed the budget', async () => {
+    const engine = await engineFor('llama', { max_contexts: 1 }, { retainedAdapterBytes: 0 });
+    const one = request('llama', { adapter: adapter('tiny-llama-qv') });
+    const first = await engine.generate(one);
+    expect(engine.stats).toEqual({ contexts: 1, loadedAdapters: 1, modelLoads: 1 });
+    await engine.generate(request('llama', { adapter: adapter('tiny-llama-all-rslora') }));
+    expect(engine.stats).toEqual({ contexts: 1, loadedAdapters: 1, modelLoads: 2 });
+    // The base model needs no adapter: no reload.
+    await engine.generate(request('llama'));
+    expect(engine.stats.modelLoads).toBe(2);
+    expect((await engine.generate(one)).text).toBe(first.text);
+    expect(engine.stats.modelLoads).toBe(3);
+  });
+});
+
+describe('create', () => {
+  it('fails with EngineUnavailableError naming a missing model file', async () => {
+    const model_path = join(dir, 'missing.gguf');
+    const create = LlamaCppEngine.create({ model: definition('llama', { model_path }), files, cacheDir: dir });
+    await expect(create).rejects.toBeInstanceOf(EngineUnavailableError);
+    await expect(create).rejects.toThrow(model_path);
+  });
+
+  it('fails with EngineUnavailableError for a file that is not a model', async () => {
+    const model_path = join(dir, 'not-a-model.gguf');
+    await writeFile(model_path, 'not a gguf file');
+    const create = LlamaCppEngine.create({ model: definition('llama', { model_path }), files, cacheDir: dir });
+    await expect(create).rejects.toBeInstanceOf(EngineUnavailableError);
+  });
+});
