@@ -1,6 +1,8 @@
 import { Logger } from '@nestjs/common';
 import { join } from 'node:path';
-import { createApp } from './app.factory.js';
+import { AccountsService } from './accounts/accounts.service.js';
+import { API_PREFIX, createApp } from './app.factory.js';
+import { applyFirstRunDefaults, ensureFirstAccount, readyBanner } from './bootstrap/first-run.js';
 import { ConfigError, loadConfig } from './config/app-config.js';
 import { ModelsFileError } from './catalog/models-file.js';
 import { migrateDatabase } from './database/migrate.js';
@@ -8,19 +10,36 @@ import { startEmbeddedS3 } from './storage/embedded-s3.js';
 
 async function main(): Promise<void> {
   const logger = new Logger('Main');
-  const config = loadConfig();
-  if (config.storage.embedded) {
+  const loaded = loadConfig();
+  if (loaded.storage.embedded) {
     // No storage configured: keep adapters in an embedded S3-compatible server under the data directory
     // (it stops with the process).
-    const embedded = await startEmbeddedS3(join(config.dataDir, 's3'), config.storage.bucket);
-    config.storage = embedded.storage;
-    logger.log(`no S3_ENDPOINT set: storing adapters in an embedded S3 server under ${join(config.dataDir, 's3')}`);
+    const embedded = await startEmbeddedS3(join(loaded.dataDir, 's3'), loaded.storage.bucket);
+    loaded.storage = embedded.storage;
+    logger.log(`no S3_ENDPOINT set: storing adapters in an embedded S3 server under ${join(loaded.dataDir, 's3')}`);
   }
-  const applied = await migrateDatabase(config.databaseUrl);
-  if (applied.length > 0) logger.log(`applied migrations: ${applied.join(', ')}`);
+  if (loaded.databaseUrl !== undefined) {
+    const applied = await migrateDatabase(loaded.databaseUrl);
+    if (applied.length > 0) logger.log(`applied migrations: ${applied.join(', ')}`);
+  } else {
+    // The embedded database is migrated by DatabaseModule as it opens (it is a single in-process connection).
+    logger.log(`no DATABASE_URL set: using an embedded PostgreSQL (PGlite) under ${join(loaded.dataDir, 'pglite')}`);
+  }
+  const firstRun = await applyFirstRunDefaults(loaded);
+  const { config } = firstRun;
   const app = await createApp(config);
+  // A managed admin token means nobody else administers accounts: make sure there is one to use.
+  const account = firstRun.adminTokenFile !== undefined ? await ensureFirstAccount(app.get(AccountsService)) : undefined;
   await app.listen(config.port, config.host);
-  logger.log(`listening on http://${config.host}:${config.port}/client/v4`);
+  const { port } = app.getHttpServer().address() as { port: number };
+  // stdout, not the logger: LOG_LEVEL=error must not hide the one-time secrets.
+  process.stdout.write(readyBanner(`http://${reachableHost(config.host)}:${port}/${API_PREFIX}`, firstRun, account));
+}
+
+/** The address a client on this machine uses for the interface listened on. */
+function reachableHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
 }
 
 main().catch((error: unknown) => {

@@ -12,18 +12,27 @@ export interface StorageConfig extends ObjectStorageOptions {
 export interface AppConfig {
   port: number;
   host: string;
-  databaseUrl: string;
+  /** Unset: an embedded PostgreSQL (PGlite) under `${dataDir}/pglite`. */
+  databaseUrl?: string;
   adminToken: string;
   modelsFile?: string;
+  /** The catalog gets the tiny demo models written under `${dataDir}/models` (no MODELS_FILE, embedded database). */
+  demoModels: boolean;
   storage: StorageConfig;
   /** Where converted adapters and other engine caches live on local disk. */
   cacheDir: string;
-  /** Where embedded services (storage) keep their data when no external one is configured. */
+  /** Where embedded services (database, storage) and first-run defaults keep their data. */
   dataDir: string;
   logLevel: 'error' | 'warn' | 'log' | 'debug' | 'verbose';
   /** On shutdown, how long requests in flight may take before their connections are closed. */
   shutdownGraceMs: number;
 }
+
+/**
+ * The environment's view before first-run defaults: without ADMIN_TOKEN the service manages its own admin token
+ * (src/bootstrap/first-run.ts). With ADMIN_TOKEN given, `loadConfig` already returns a complete AppConfig.
+ */
+export type LoadedConfig = Omit<AppConfig, 'adminToken'> & { adminToken?: string };
 
 export const APP_CONFIG = Symbol('APP_CONFIG');
 
@@ -34,9 +43,13 @@ function optional(env: Env, name: string): string | undefined {
   return value === '' ? undefined : value;
 }
 
-function required(env: Env, name: string, hint: string): string {
+/**
+ * For variables whose absence switches to an embedded default: set but blank (often an unset shell variable in a
+ * deployment file) is an error rather than a silent switch to the embedded database or a generated secret.
+ */
+function notBlank(env: Env, name: string, hint: string): string | undefined {
   const value = optional(env, name);
-  if (value === undefined) throw new ConfigError(`${name} is required: ${hint}`);
+  if (value === undefined && env[name] !== undefined) throw new ConfigError(`${name} is set but empty: ${hint}`);
   return value;
 }
 
@@ -73,13 +86,17 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
   return raw;
 }
 
-export function loadConfig(env: Env = process.env): AppConfig {
+/** With ADMIN_TOKEN in the environment the result is complete; without it, see LoadedConfig. */
+export function loadConfig(env: Env & { ADMIN_TOKEN: string }): AppConfig;
+export function loadConfig(env?: Env): LoadedConfig;
+export function loadConfig(env: Env = process.env): LoadedConfig {
+  notBlank(env, 'DATABASE_URL', 'unset it to use the embedded database, or give a URL such as postgresql://user@127.0.0.1:5432/db');
   const databaseUrl = url(env, 'DATABASE_URL', ['postgresql:', 'postgres:']);
-  if (databaseUrl === undefined) {
-    throw new ConfigError('DATABASE_URL is required: a PostgreSQL URL such as postgresql://user@127.0.0.1:5432/db');
+  const adminToken = notBlank(env, 'ADMIN_TOKEN', 'unset it to have one generated, or give a secret of at least 16 characters');
+  if (adminToken !== undefined && adminToken.length < 16) {
+    throw new ConfigError('ADMIN_TOKEN must be at least 16 characters long');
   }
-  const adminToken = required(env, 'ADMIN_TOKEN', 'the secret that guards /client/v4/admin (at least 16 characters)');
-  if (adminToken.length < 16) throw new ConfigError('ADMIN_TOKEN must be at least 16 characters long');
+  const modelsFile = optional(env, 'MODELS_FILE');
 
   const accessKeyId = optional(env, 'S3_ACCESS_KEY_ID');
   const secretAccessKey = optional(env, 'S3_SECRET_ACCESS_KEY');
@@ -104,7 +121,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
     host: optional(env, 'HOST') ?? '127.0.0.1',
     databaseUrl,
     adminToken,
-    modelsFile: optional(env, 'MODELS_FILE'),
+    modelsFile,
+    demoModels: modelsFile === undefined && databaseUrl === undefined,
     storage: {
       endpoint,
       region: optional(env, 'S3_REGION') ?? 'us-east-1',

@@ -1,7 +1,9 @@
 import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
 import { PrismaPg } from '@prisma/adapter-pg';
+import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { Prisma, PrismaClient } from '../generated/prisma/client.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import { EmbeddedDatabase } from './embedded-database.js';
 
 /** Connection-level failures, as opposed to a bad query. */
 const UNAVAILABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P03', 'P1001', 'P1002', 'P1017']);
@@ -22,9 +24,11 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 
 @Injectable()
 export class PrismaService extends PrismaClient implements OnModuleDestroy {
-  constructor(@Inject(APP_CONFIG) config: AppConfig) {
+  constructor(@Inject(APP_CONFIG) config: AppConfig, @Inject(EmbeddedDatabase) embedded: EmbeddedDatabase | null) {
     super({
-      adapter: new PrismaPg({ connectionString: config.databaseUrl, max: 10, connectionTimeoutMillis: 5000 }),
+      adapter: embedded
+        ? new PrismaPGlite(embedded.pglite)
+        : new PrismaPg({ connectionString: config.databaseUrl, max: 10, connectionTimeoutMillis: 5000 }),
       transactionOptions: { maxWait: 5000, timeout: 10000 },
     });
   }

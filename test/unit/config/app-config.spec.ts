@@ -13,7 +13,22 @@ describe('loadConfig', () => {
       storage: { region: 'us-east-1', bucket: 'lora-adapters', forcePathStyle: false, createBucket: false, embedded: true },
     });
     expect(config.modelsFile).toBeUndefined();
+    expect(config.demoModels).toBe(false);
     expect(config.storage.endpoint).toBeUndefined();
+  });
+
+  it('runs embedded with no variables at all: PGlite, generated admin token, demo models', () => {
+    const config = loadConfig({});
+    expect(config.databaseUrl).toBeUndefined();
+    expect(config.adminToken).toBeUndefined();
+    expect(config).toMatchObject({ demoModels: true, dataDir: '.data', storage: { embedded: true } });
+  });
+
+  it('switches each part to the real service on its own variable', () => {
+    expect(loadConfig({ DATABASE_URL: base.DATABASE_URL })).toMatchObject({ databaseUrl: base.DATABASE_URL, demoModels: false });
+    expect(loadConfig({ ADMIN_TOKEN: base.ADMIN_TOKEN })).toMatchObject({ adminToken: base.ADMIN_TOKEN, demoModels: true });
+    // A MODELS_FILE of one's own replaces the demo models even with the embedded database.
+    expect(loadConfig({ MODELS_FILE: '/etc/models.json' })).toMatchObject({ modelsFile: '/etc/models.json', demoModels: false });
   });
 
   it('reads every variable', () => {
@@ -49,10 +64,11 @@ describe('loadConfig', () => {
   });
 
   it.each([
-    [{ DATABASE_URL: undefined }, /DATABASE_URL is required/],
     [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL must use postgresql:/],
     [{ DATABASE_URL: 'not a url' }, /DATABASE_URL must be a URL/],
-    [{ ADMIN_TOKEN: undefined }, /ADMIN_TOKEN is required/],
+    // Set but blank is a mistake (an unset variable in a deployment file), not a request for the embedded default.
+    [{ DATABASE_URL: ' ' }, /DATABASE_URL is set but empty: unset it to use the embedded database/],
+    [{ ADMIN_TOKEN: '' }, /ADMIN_TOKEN is set but empty: unset it to have one generated/],
     [{ ADMIN_TOKEN: 'short' }, /ADMIN_TOKEN must be at least 16/],
     [{ PORT: 'eighty' }, /PORT must be an integer/],
     [{ PORT: '70000' }, /PORT must be an integer from 0 to 65535/],
