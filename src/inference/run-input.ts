@@ -16,14 +16,17 @@ export interface RunInput {
 }
 
 const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true });
-const validators = new WeakMap<JsonSchema, ValidateFunction>();
+/** Compiled once per model input schema and branch: compiling costs milliseconds and ajv keeps every schema. */
+const validators = new WeakMap<JsonSchema, Map<'prompt' | 'messages', ValidateFunction>>();
 
-function validatorFor(schema: JsonSchema): ValidateFunction {
-  let validate = validators.get(schema);
+function validatorFor(input: JsonSchema, key: 'prompt' | 'messages'): ValidateFunction {
+  let byBranch = validators.get(input);
+  if (!byBranch) validators.set(input, (byBranch = new Map()));
+  let validate = byBranch.get(key);
   if (!validate) {
     // Properties the schema does not name are rejected, so a typo never passes silently.
-    validate = ajv.compile({ ...schema, additionalProperties: false });
-    validators.set(schema, validate);
+    validate = ajv.compile({ ...branchFor(input, key), additionalProperties: false });
+    byBranch.set(key, validate);
   }
   return validate;
 }
@@ -58,7 +61,7 @@ export function parseRunInput(body: unknown, model: ModelDefinition): RunInput {
   // The public docs' curl example sends raw as a string.
   if (input.raw === 'true' || input.raw === 'false') input.raw = input.raw === 'true';
 
-  const validate = validatorFor(branchFor(model.schema.input, hasPrompt ? 'prompt' : 'messages'));
+  const validate = validatorFor(model.schema.input, hasPrompt ? 'prompt' : 'messages');
   if (!validate(input)) throw new ValidationError(validate.errors!.map(describe).join('; '));
 
   const maxTokens = (input.max_tokens as number | undefined) ?? 256;
