@@ -8,7 +8,9 @@ import { ConfigModule } from './config/config.module.js';
 import { DatabaseModule } from './database/database.module.js';
 import { FinetunesModule } from './finetunes/finetunes.module.js';
 import { InferenceModule } from './inference/inference.module.js';
+import { LimitsModule } from './limits/limits.module.js';
 import { StorageModule } from './storage/storage.module.js';
+import { UsageModule } from './usage/usage.module.js';
 
 @Module({})
 export class AppModule {
@@ -24,6 +26,8 @@ export class AppModule {
         CatalogModule,
         FinetunesModule,
         AdaptersModule,
+        LimitsModule,
+        UsageModule,
         InferenceModule,
       ],
     };

@@ -28,6 +28,7 @@ export const DEFAULT_LORA_LIMITS: ModelLimits = deepFreeze({
   max_finetunes_per_account: 100,
   max_requests_per_min: null,
   max_concurrent_requests: null,
+  max_queue_wait_ms: 10_000,
   accounts: {},
 });
 

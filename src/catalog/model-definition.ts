@@ -22,8 +22,10 @@ export interface ModelLimits {
   max_finetunes_per_account: number;
   /** null: no rate limit. */
   max_requests_per_min: number | null;
-  /** null: no concurrency limit beyond what the engine itself imposes. */
+  /** Generations at once per replica; null: the service's default (4). */
   max_concurrent_requests: number | null;
+  /** How long a request may queue for a free slot before it is answered 429/3044. */
+  max_queue_wait_ms: number;
   /** Per-account requests/min overrides, keyed by account id. */
   accounts: Record<string, number>;
 }

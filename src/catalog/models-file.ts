@@ -85,6 +85,7 @@ const LIMIT_KEYS: readonly (keyof ModelLimits)[] = [
   'max_finetunes_per_account',
   'max_requests_per_min',
   'max_concurrent_requests',
+  'max_queue_wait_ms',
   'accounts',
 ];
 

@@ -1,5 +1,5 @@
 import { PGlite } from '@electric-sql/pglite';
-import { Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ConfigError } from '../config/app-config.js';
@@ -9,9 +9,9 @@ import { applyMigrations, readMigrations, type SqlClient } from './migrations.js
 /**
  * The in-process PostgreSQL (PGlite) used when DATABASE_URL is not set. PGlite is a single connection, so the
  * migration runner and Prisma share this one instance: it is migrated as it opens, before anything else queries it,
- * and closed only after the HTTP server has stopped (onApplicationShutdown runs after Prisma disconnects).
+ * and closed by PrismaService after it disconnects.
  */
-export class EmbeddedDatabase implements OnApplicationShutdown {
+export class EmbeddedDatabase {
   private constructor(
     readonly pglite: PGlite,
     private readonly unlock: () => void,
@@ -33,7 +33,7 @@ export class EmbeddedDatabase implements OnApplicationShutdown {
     }
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  async close(): Promise<void> {
     await this.pglite.close();
     this.unlock();
   }

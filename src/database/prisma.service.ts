@@ -1,4 +1,4 @@
-import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { Prisma, PrismaClient } from '../generated/prisma/client.js';
@@ -23,8 +23,11 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 }
 
 @Injectable()
-export class PrismaService extends PrismaClient implements OnModuleDestroy {
-  constructor(@Inject(APP_CONFIG) config: AppConfig, @Inject(EmbeddedDatabase) embedded: EmbeddedDatabase | null) {
+export class PrismaService extends PrismaClient implements OnApplicationShutdown {
+  constructor(
+    @Inject(APP_CONFIG) config: AppConfig,
+    @Inject(EmbeddedDatabase) private readonly embedded: EmbeddedDatabase | null,
+  ) {
     super({
       adapter: embedded
         ? new PrismaPGlite(embedded.pglite)
@@ -33,7 +36,12 @@ export class PrismaService extends PrismaClient implements OnModuleDestroy {
     });
   }
 
-  async onModuleDestroy(): Promise<void> {
+  /**
+   * Last of all: requests still draining and the final usage flush run before this; disconnecting earlier
+   * (onModuleDestroy) would make them open a new pool that nothing closes.
+   */
+  async onApplicationShutdown(): Promise<void> {
     await this.$disconnect();
+    await this.embedded?.close();
   }
 }

@@ -2,12 +2,14 @@ import { Module } from '@nestjs/common';
 import { AccountsModule } from '../accounts/accounts.module.js';
 import { AdaptersModule } from '../adapters/adapters.module.js';
 import { FinetunesModule } from '../finetunes/finetunes.module.js';
+import { LimitsModule } from '../limits/limits.module.js';
+import { UsageModule } from '../usage/usage.module.js';
 import { EngineRegistry } from './engine-registry.service.js';
 import { RunController } from './run.controller.js';
 import { RunService } from './run.service.js';
 
 @Module({
-  imports: [AccountsModule, FinetunesModule, AdaptersModule],
+  imports: [AccountsModule, FinetunesModule, AdaptersModule, LimitsModule, UsageModule],
   controllers: [RunController],
   providers: [EngineRegistry, RunService],
   exports: [RunService, EngineRegistry],

@@ -5,6 +5,9 @@ import { ApiError } from '../common/api-error.js';
 import { RunService } from './run.service.js';
 import { RunEventStream } from './sse.js';
 
+/** The header Cloudflare's AI Gateway uses to tell a cached answer (HIT) from a fresh one (MISS). */
+const CACHE_STATUS_HEADER = 'cf-aig-cache-status';
+
 @Controller('accounts/:account_id/ai/run')
 @UseGuards(AccountAuthGuard)
 export class RunController {
@@ -28,8 +31,9 @@ export class RunController {
     });
 
     if (!prepared.input.stream) {
-      const result = await this.runs.generate(prepared, aborter.signal);
-      return { response: result.text, usage: result.usage };
+      const { answer, cache } = await this.runs.answer(prepared, aborter.signal);
+      if (cache) void reply.header(CACHE_STATUS_HEADER, cache);
+      return answer;
     }
 
     const events = new RunEventStream();

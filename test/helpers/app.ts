@@ -15,9 +15,12 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-/** The real service on a random port, over a fresh database and its own bucket on the suite's s3rver. */
-export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
-  const db = await createTestDatabase();
+/**
+ * The real service on a random port, over a fresh database and its own bucket on the suite's s3rver.
+ * `database`: use this one instead (several instances on one database); `close` then leaves it to the caller.
+ */
+export async function startTestApp(env: Record<string, string> = {}, options: { database?: TestDatabase } = {}): Promise<TestApp> {
+  const db = options.database ?? (await createTestDatabase());
   const bucket = `test-${randomBytes(6).toString('hex')}`;
   const config = loadConfig({
     DATABASE_URL: db.url,
@@ -42,7 +45,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     baseUrl: `http://127.0.0.1:${address.port}/client/v4`,
     close: async () => {
       await app.close();
-      await db.drop();
+      if (!options.database) await db.drop();
     },
   };
 }
