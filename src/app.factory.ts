@@ -2,35 +2,33 @@ import 'reflect-metadata';
 import fastifyMultipart from '@fastify/multipart';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { randomUUID } from 'node:crypto';
 import { AppModule } from './app.module.js';
 import { CatalogService } from './catalog/catalog.service.js';
 import { ApiExceptionFilter } from './common/api-exception.filter.js';
 import { EnvelopeInterceptor } from './common/envelope.interceptor.js';
 import { createValidationPipe } from './common/validation.js';
 import type { AppConfig } from './config/app-config.js';
+import { createLogger, fastifyLogging, JsonLogger } from './observability/logging.js';
+import { MetricsService } from './observability/metrics.service.js';
+import { OBSERVABILITY_PATHS } from './observability/observability.controller.js';
+import { observeRequests } from './observability/request-observer.js';
 
 export const API_PREFIX = 'client/v4';
 
 /** Builds the application (not yet listening); shared by main.ts and the tests. */
 export async function createApp(config: AppConfig): Promise<NestFastifyApplication> {
-  const adapter = new FastifyAdapter({ genReqId: () => randomUUID(), bodyLimit: 2 * 1024 * 1024 });
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
-    logger: levelsFrom(config.logLevel),
-  });
+  // One JSON logger for Fastify's request logs and Nest's own.
+  const logger = createLogger(config.logLevel);
+  const adapter = new FastifyAdapter({ ...fastifyLogging(logger), bodyLimit: 2 * 1024 * 1024 });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, { logger: new JsonLogger(logger) });
+  observeRequests(app.getHttpAdapter().getInstance(), app.get(MetricsService));
   // Per-model size limits are enforced while streaming; this is only the outer bound.
   const largestAdapter = Math.max(...app.get(CatalogService).all().map((m) => m.limits.max_adapter_bytes));
   await app.register(fastifyMultipart, { limits: { fileSize: largestAdapter + 1, files: 2, fields: 4, fieldSize: 1024, parts: 6 } });
-  app.setGlobalPrefix(API_PREFIX);
+  app.setGlobalPrefix(API_PREFIX, { exclude: OBSERVABILITY_PATHS });
   app.useGlobalFilters(new ApiExceptionFilter());
   app.useGlobalInterceptors(new EnvelopeInterceptor());
   app.useGlobalPipes(createValidationPipe());
   app.enableShutdownHooks();
   return app;
-}
-
-const LEVELS = ['error', 'warn', 'log', 'debug', 'verbose'] as const;
-
-function levelsFrom(level: AppConfig['logLevel']) {
-  return LEVELS.slice(0, LEVELS.indexOf(level) + 1);
 }

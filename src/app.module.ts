@@ -9,6 +9,7 @@ import { DatabaseModule } from './database/database.module.js';
 import { FinetunesModule } from './finetunes/finetunes.module.js';
 import { InferenceModule } from './inference/inference.module.js';
 import { LimitsModule } from './limits/limits.module.js';
+import { ObservabilityModule } from './observability/observability.module.js';
 import { StorageModule } from './storage/storage.module.js';
 import { UsageModule } from './usage/usage.module.js';
 
@@ -29,6 +30,7 @@ export class AppModule {
         LimitsModule,
         UsageModule,
         InferenceModule,
+        ObservabilityModule,
       ],
     };
   }

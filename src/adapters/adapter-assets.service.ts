@@ -11,6 +11,7 @@ import { finetuneNotFound, FinetunesService } from '../finetunes/finetunes.servi
 import { validateAdapterPair, validateAdapterTensors } from '../formats/adapter-validation.js';
 import type { AdapterFile } from '../formats/format-error.js';
 import { parsePeftConfig, type PeftLoraConfig } from '../formats/peft-config.js';
+import { MetricsService } from '../observability/metrics.service.js';
 import type { SafetensorsHeader } from '../formats/safetensors.js';
 import { assetKey, ObjectStorage } from '../storage/object-storage.js';
 import { OrphanObjectsService } from '../storage/orphan-objects.service.js';
@@ -76,6 +77,7 @@ export class AdapterAssetsService {
     private readonly storage: ObjectStorage,
     private readonly orphans: OrphanObjectsService,
     private readonly assets: AdapterAssetsRepository,
+    private readonly metrics: MetricsService,
   ) {}
 
   /**
@@ -110,6 +112,7 @@ export class AdapterAssetsService {
       }
       const warnings = staged.file === 'adapter_config.json' ? parseConfig(staged.content!, model).warnings : [];
       const asset = await this.commit(accountId, finetune, model, staged);
+      this.metrics.countUpload(staged.file, staged.bytes);
       return new WithMessages(toAssetView(asset), warnings.map((message) => ({ code: ADAPTER_WARNING_CODE, message })));
     } finally {
       if (staged) await this.storage.delete(staged.stagingKey).catch((error) => this.logger.warn(`staging cleanup: ${error}`));

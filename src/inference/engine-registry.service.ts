@@ -17,6 +17,7 @@ const HOW_TO_CONFIGURE =
 export class EngineRegistry implements OnApplicationShutdown {
   private readonly logger = new Logger(EngineRegistry.name);
   private readonly engines = new Map<string, Promise<InferenceEngine>>();
+  private readonly running = new Map<string, InferenceEngine>();
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -34,9 +35,14 @@ export class EngineRegistry implements OnApplicationShutdown {
     const created: Promise<InferenceEngine> =
       engine.type === 'llama-cpp' ? LlamaCppEngine.create(ctx) : Promise.resolve(new VllmEngine(ctx));
     // A failed start is not cached: the next request tries again (the file may have appeared).
-    created.catch(() => this.engines.delete(model.name));
+    created.then((e) => this.running.set(model.name, e), () => this.engines.delete(model.name));
     this.engines.set(model.name, created);
     return created;
+  }
+
+  /** The engines started so far, by model name; never starts one (metrics read them at scrape time). */
+  started(): ReadonlyMap<string, InferenceEngine> {
+    return this.running;
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -44,5 +50,6 @@ export class EngineRegistry implements OnApplicationShutdown {
       await engine.then((e) => e.close()).catch((error) => this.logger.warn(`closing engine of ${name}: ${error}`));
     }
     this.engines.clear();
+    this.running.clear();
   }
 }

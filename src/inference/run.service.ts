@@ -13,6 +13,7 @@ import { checkContextLimits } from '../limits/context-limits.js';
 import { RateLimiter } from '../limits/rate-limiter.service.js';
 import { isDeterministic, ResponseCache, responseCacheKey, type RunAnswer } from '../limits/response-cache.js';
 import { Semaphore, SemaphoreTimeoutError } from '../limits/semaphore.js';
+import { MetricsService } from '../observability/metrics.service.js';
 import { UsageRecorder } from '../usage/usage-recorder.service.js';
 import type { AdapterRef, GenerationRequest, GenerationResult, InferenceEngine, Usage } from './engine.js';
 import { EngineRegistry } from './engine-registry.service.js';
@@ -57,6 +58,7 @@ export class RunService implements OnApplicationShutdown {
     private readonly rateLimiter: RateLimiter,
     private readonly cache: ResponseCache,
     private readonly usage: UsageRecorder,
+    private readonly metrics: MetricsService,
     events: FinetuneEvents,
   ) {
     events.onDeleted((finetuneId) => {
@@ -118,6 +120,11 @@ export class RunService implements OnApplicationShutdown {
     return this.gates.get(modelName)?.inUse ?? 0;
   }
 
+  /** Requests of this model waiting for a generation slot on this replica. */
+  queuedRequests(modelName: string): number {
+    return this.gates.get(modelName)?.queued ?? 0;
+  }
+
   /** How this replica's generations of a model ended, by reason. */
   finishCounts(modelName: string): Record<GenerationResult['finishReason'], number> {
     return { stop: 0, length: 0, aborted: 0, ...this.finishes.get(modelName) };
@@ -137,6 +144,7 @@ export class RunService implements OnApplicationShutdown {
   }
 
   private async generateInSlot(prepared: PreparedRun, signal: AbortSignal, onText?: (piece: string) => void): Promise<GenerationResult> {
+    const began = performance.now();
     let result: GenerationResult;
     try {
       result = await prepared.engine.generate({ ...prepared.request, signal }, onText);
@@ -147,6 +155,7 @@ export class RunService implements OnApplicationShutdown {
     const counts = this.finishCounts(prepared.model.name);
     counts[result.finishReason] += 1;
     this.finishes.set(prepared.model.name, counts);
+    this.metrics.recordGeneration(prepared.model.name, result.usage, (performance.now() - began) / 1000);
     this.record(prepared, result.finishReason === 'aborted' ? 'aborted' : 'ok', result.usage, false);
     return result;
   }

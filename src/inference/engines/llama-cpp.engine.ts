@@ -171,6 +171,8 @@ export class LlamaCppEngine implements InferenceEngine {
   private failure: Error | null = null;
   private closed = false;
   private modelLoads = 1;
+  private adapterCacheHits = 0;
+  private adapterCacheMisses = 0;
 
   private constructor(
     private readonly ctx: EngineContext,
@@ -215,6 +217,11 @@ export class LlamaCppEngine implements InferenceEngine {
 
   get stats(): LlamaCppEngineStats {
     return { contexts: this.slots.size, loadedAdapters: this.loadedAdapters.size, modelLoads: this.modelLoads };
+  }
+
+  /** Adapter uses served by an already converted GGUF or a conversion under way (hits), or that converted it (misses). */
+  get adapterCache(): { hits: number; misses: number } {
+    return { hits: this.adapterCacheHits, misses: this.adapterCacheMisses };
   }
 
   async countTokens(prompt: string): Promise<number> {
@@ -358,7 +365,8 @@ export class LlamaCppEngine implements InferenceEngine {
   private adapterGguf(adapter: AdapterRef): Promise<string> {
     const { version } = adapter;
     let conversion = this.conversions.get(version);
-    if (!conversion) {
+    if (conversion) this.adapterCacheHits++;
+    else {
       conversion = this.convert(adapter);
       this.conversions.set(version, conversion);
       // Only in-flight conversions are shared; afterwards the file is the cache, and a failure is retried.
@@ -372,7 +380,11 @@ export class LlamaCppEngine implements InferenceEngine {
     if (!/^[\w-]+$/.test(version)) throw new Error(`adapter version ${JSON.stringify(version)} is not a safe file name`);
     const ggufDir = join(this.ctx.cacheDir, 'gguf');
     const ggufPath = join(ggufDir, `${version}.gguf`);
-    if ((await fileSize(ggufPath)) !== null) return ggufPath;
+    if ((await fileSize(ggufPath)) !== null) {
+      this.adapterCacheHits++;
+      return ggufPath;
+    }
+    this.adapterCacheMisses++;
 
     const downloadDir = join(this.ctx.cacheDir, 'adapters', version);
     const configPath = join(downloadDir, 'adapter_config.json');

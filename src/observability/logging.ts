@@ -1,0 +1,97 @@
+import type { LoggerService } from '@nestjs/common';
+import { LogController, type FastifyServerOptions } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { pino, type DestinationStream, type Level, type Logger } from 'pino';
+import type { AppConfig } from '../config/app-config.js';
+
+export const REQUEST_ID_HEADER = 'x-request-id';
+
+/** A caller's id is kept only when it is short and made of characters that cannot forge log lines or headers. */
+const SAFE_REQUEST_ID = /^[\w.:/+=-]{1,128}$/;
+
+const LEVELS: Record<AppConfig['logLevel'], Level> = { error: 'error', warn: 'warn', log: 'info', debug: 'debug', verbose: 'trace' };
+
+/** Whatever ends up in a log line, these never do. */
+const REDACTED = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'headers.authorization',
+  'authorization',
+  'token',
+  '*.token',
+  'adminToken',
+  '*.adminToken',
+];
+
+/** JSON lines on stdout (or `destination`), at LOG_LEVEL. */
+export function createLogger(level: AppConfig['logLevel'], destination?: DestinationStream): Logger {
+  const options = {
+    level: LEVELS[level],
+    formatters: { level: (label: string) => ({ level: label }) },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    redact: { paths: REDACTED, censor: '[redacted]' },
+  };
+  return destination ? pino(options, destination) : pino(options);
+}
+
+/** The caller's `x-request-id` when it is safe to repeat, else a fresh UUID. */
+export function requestId(request: IncomingMessage): string {
+  const given = request.headers[REQUEST_ID_HEADER];
+  return typeof given === 'string' && SAFE_REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+/** Fastify's side of request logging: its logger is `logger`, and requests are logged once each by `observeRequests`. */
+export function fastifyLogging(logger: Logger): Pick<FastifyServerOptions, 'loggerInstance' | 'logController' | 'genReqId'> {
+  return {
+    loggerInstance: logger,
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
+    genReqId: requestId,
+  };
+}
+
+const STACK = /\n\s+at /;
+
+/**
+ * Nest's Logger written through the same JSON logger. Nest passes the logger's context as the last string
+ * argument and, for errors, a stack before it (ConsoleLogger tells them apart the same way).
+ */
+export class JsonLogger implements LoggerService {
+  constructor(private readonly logger: Logger) {}
+
+  log(message: unknown, ...params: unknown[]): void {
+    this.write('info', message, params);
+  }
+
+  error(message: unknown, ...params: unknown[]): void {
+    this.write('error', message, params);
+  }
+
+  warn(message: unknown, ...params: unknown[]): void {
+    this.write('warn', message, params);
+  }
+
+  debug(message: unknown, ...params: unknown[]): void {
+    this.write('debug', message, params);
+  }
+
+  verbose(message: unknown, ...params: unknown[]): void {
+    this.write('trace', message, params);
+  }
+
+  fatal(message: unknown, ...params: unknown[]): void {
+    this.write('fatal', message, params);
+  }
+
+  private write(level: Level, message: unknown, params: unknown[]): void {
+    const rest = [...params];
+    const last = rest.at(-1);
+    const context = typeof last === 'string' && !STACK.test(last) ? (rest.pop() as string) : undefined;
+    const stack = rest.find((p): p is string => typeof p === 'string' && STACK.test(p));
+    const details = rest.filter((p) => p !== stack && p !== undefined);
+    const fields = { context, ...(stack && { stack }), ...(details.length > 0 && { details }) };
+    if (message instanceof Error) this.logger[level]({ ...fields, err: message }, message.message);
+    else if (typeof message === 'string') this.logger[level](fields, message);
+    else this.logger[level]({ ...fields, data: message });
+  }
+}
