@@ -7,7 +7,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatBytes } from '../../../src/cli/format.js';
@@ -15,6 +14,7 @@ import { main } from '../../../src/cli/main.js';
 import { writeSafetensors } from '../../../src/formats/safetensors.js';
 import { call, createAccount, startTestApp, type TestAccount, type TestApp } from '../../helpers/app.js';
 import { TINY_LLAMA, tinySetup, type TinySetup } from '../../helpers/tiny.js';
+import { unusedPort } from '../../helpers/ports.js';
 
 const ROOT = join(import.meta.dirname, '../../..');
 
@@ -80,13 +80,6 @@ function adapterFolder(sample: string, change: (config: Record<string, unknown>)
   return dir;
 }
 
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 const finetuneNames = async () =>
   (await call<{ name: string }[]>(t.baseUrl, 'GET', `/accounts/${acme.id}/ai/finetunes`, { token: acme.token })).body.result.map((f) => f.name);
@@ -249,7 +242,7 @@ describe('lora failures', () => {
   });
 
   it('an unreachable service exits 1 naming the URL (as a process)', async () => {
-    const url = `http://127.0.0.1:${await closedPort()}/client/v4`;
+    const url = `http://127.0.0.1:${await unusedPort()}/client/v4`;
     expect(await loraProcess(['finetune', 'list', '--url', url], connection())).toEqual({
       code: 1,
       stdout: '',

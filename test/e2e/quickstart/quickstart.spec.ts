@@ -9,9 +9,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { unusedPort } from '../../helpers/ports.js';
 
 const ROOT = join(import.meta.dirname, '../../..');
 /** Building (prisma generate + nest build) and creating the database take most of this on a busy machine. */
@@ -35,13 +35,6 @@ function copyWorkingTree(): string {
   return target;
 }
 
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as { port: number };
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 /** Nothing of the machine's or jest's environment: no DATABASE_URL, S3_*, ADMIN_TOKEN, MODELS_FILE, NODE_OPTIONS. */
 const cleanEnv = (extra: Record<string, string> = {}) => ({ PATH: process.env.PATH!, HOME: process.env.HOME ?? dir, ...extra });
@@ -92,7 +85,7 @@ function groupAlive(pid: number): boolean {
 
 beforeAll(async () => {
   dir = copyWorkingTree();
-  const port = await freePort();
+  const port = await unusedPort();
   // Its own process group, so teardown can signal npm, the shell it starts and the service alike.
   server = spawn('npm', ['start'], { cwd: dir, env: cleanEnv({ PORT: String(port), HOST: '127.0.0.1' }), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   exportLine = await waitForBanner(server);

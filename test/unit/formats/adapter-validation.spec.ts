@@ -5,18 +5,9 @@ import { AdapterFormatError } from '../../../src/formats/format-error.js';
 import { buildPeftAdapter, mulberry32, type PeftAdapterSpec } from '../../../src/formats/peft-adapter.js';
 import { parsePeftConfig, scaleFor } from '../../../src/formats/peft-config.js';
 import { decodeTensor, validateSafetensors } from '../../../src/formats/safetensors.js';
-import { BAD_ADAPTER_CASES, BAD_ADAPTER_MAX_LORA_RANK, validAdapter } from '../../fixtures/bad-adapters.js';
+import { BAD_ADAPTER_CASES, BAD_ADAPTER_MAX_LORA_RANK, validAdapter, TINY_TEST_ARCHITECTURE } from '../../fixtures/bad-adapters.js';
 
-const TINY: ModelArchitecture = {
-  model_type: 'llama',
-  hidden_size: 64,
-  intermediate_size: 160,
-  num_hidden_layers: 4,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  head_dim: 16,
-  vocab_size: 256,
-};
+const TINY = TINY_TEST_ARCHITECTURE;
 
 
 /** Parse the config, then validate the weights on their own and against it: the order an upload goes through. */

@@ -11,17 +11,9 @@ import {
   scaleFor,
   type PeftConfigContext,
 } from '../../../src/formats/peft-config.js';
+import { TINY_TEST_ARCHITECTURE } from '../../fixtures/bad-adapters.js';
 
-const TINY: ModelArchitecture = {
-  model_type: 'llama',
-  hidden_size: 64,
-  intermediate_size: 160,
-  num_hidden_layers: 4,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  head_dim: 16,
-  vocab_size: 256,
-};
+const TINY = TINY_TEST_ARCHITECTURE;
 const CTX: PeftConfigContext = { architecture: TINY, maxLoraRank: 32 };
 
 const BASE = { peft_type: 'LORA', task_type: 'CAUSAL_LM', model_type: 'llama', r: 8, lora_alpha: 16, target_modules: ['q_proj', 'v_proj'] };
