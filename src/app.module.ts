@@ -10,6 +10,7 @@ import { FinetunesModule } from './finetunes/finetunes.module.js';
 import { InferenceModule } from './inference/inference.module.js';
 import { LimitsModule } from './limits/limits.module.js';
 import { ObservabilityModule } from './observability/observability.module.js';
+import { OpenAiModule } from './openai/openai.module.js';
 import { StorageModule } from './storage/storage.module.js';
 import { UsageModule } from './usage/usage.module.js';
 
@@ -31,6 +32,7 @@ export class AppModule {
         UsageModule,
         InferenceModule,
         ObservabilityModule,
+        OpenAiModule,
       ],
     };
   }

@@ -41,6 +41,8 @@ export interface PreparedRun {
 export interface Answered {
   answer: RunAnswer;
   cache?: 'HIT' | 'MISS';
+  /** How the generation ended; absent on a cache HIT (the cache keeps only the answer). */
+  finishReason?: GenerationResult['finishReason'];
 }
 
 @Injectable()
@@ -101,9 +103,9 @@ export class RunService implements OnApplicationShutdown {
     }
     const result = await this.generate(prepared, signal);
     const answer = { response: result.text, usage: result.usage };
-    if (cacheKey === undefined) return { answer };
+    if (cacheKey === undefined) return { answer, finishReason: result.finishReason };
     if (result.finishReason !== 'aborted') this.cache.set(cacheKey, answer, prepared.request.adapter?.finetuneId ?? null);
-    return { answer, cache: 'MISS' };
+    return { answer, cache: 'MISS', finishReason: result.finishReason };
   }
 
   private template(model: ModelDefinition, input: RunInput): string {

@@ -1,0 +1,100 @@
+import { All, Body, Controller, Get, HttpCode, Post, Req, Res, UseFilters, UseGuards } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { NotFoundError } from '../common/api-error.js';
+import { mapError } from '../common/api-exception.filter.js';
+import { RunService, type PreparedRun } from '../inference/run.service.js';
+import { ChatCompletionRequestDto, CompletionRequestDto, type CompletionFieldsDto } from './dto.js';
+import { chatFormat, textFormat, type CompletionFormat } from './formats.js';
+import { OpenAiExceptionFilter, toOpenAiError } from './openai-exception.filter.js';
+import { OpenAiService } from './openai.service.js';
+import { CompletionEventStream } from './sse.js';
+import { CallerAccount, TokenAuthGuard } from './token-auth.guard.js';
+
+/** Where OpenAI's clients expect the API: at the root, outside the `client/v4` prefix (setGlobalPrefix's `exclude`). */
+export const OPENAI_PATHS = ['v1/{*path}'];
+
+/** OpenAI's API for clients of vLLM and LoRAX; answers are OpenAI's JSON, not the envelope, so handlers send them. */
+@Controller('v1')
+@UseGuards(TokenAuthGuard)
+@UseFilters(OpenAiExceptionFilter)
+export class OpenAiController {
+  constructor(
+    private readonly openai: OpenAiService,
+    private readonly runs: RunService,
+  ) {}
+
+  @Get('models')
+  async models(@CallerAccount() accountId: string, @Res() reply: FastifyReply): Promise<void> {
+    void reply.send(await this.openai.listModels(accountId));
+  }
+
+  @Post('chat/completions')
+  @HttpCode(200)
+  async chat(
+    @CallerAccount() accountId: string,
+    @Body() body: ChatCompletionRequestDto,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
+    const prepared = await this.openai.prepareChat(accountId, body);
+    await this.respond(prepared, chatFormat(body.model), body, request, reply);
+  }
+
+  @Post('completions')
+  @HttpCode(200)
+  async completions(
+    @CallerAccount() accountId: string,
+    @Body() body: CompletionRequestDto,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
+    const prepared = await this.openai.prepareCompletion(accountId, body);
+    await this.respond(prepared, textFormat(body.model), body, request, reply);
+  }
+
+  /** Anything else under /v1 (embeddings, images, ...) gets OpenAI's error shape too. */
+  @All('*')
+  notOffered(): never {
+    throw new NotFoundError('Not offered: this service implements GET /v1/models, POST /v1/chat/completions and POST /v1/completions');
+  }
+
+  private async respond(
+    prepared: PreparedRun,
+    format: CompletionFormat,
+    body: CompletionFieldsDto,
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ): Promise<void> {
+    const aborter = new AbortController();
+    // The response closing before it finished means the client went away: stop generating.
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) aborter.abort();
+    });
+
+    if (!prepared.input.stream) {
+      void reply.send(await this.openai.answer(prepared, format, aborter.signal));
+      return;
+    }
+
+    const events = new CompletionEventStream(format, body.stream_options?.include_usage === true);
+    events.on('close', () => aborter.abort());
+    // Answer only once the first piece (or the end) is there, so a failure before any output still gets its status.
+    let streaming = false;
+    let started!: () => void;
+    const firstOutput = new Promise<void>((resolve) => (started = resolve));
+    const generation = this.runs.generate(prepared, aborter.signal, (piece) => {
+      streaming = true;
+      events.piece(piece);
+      started();
+    });
+    generation.then(
+      (result) => events.finish(result),
+      (error: unknown) => {
+        // Before any output the race below rethrows it, and it is answered with its status instead.
+        if (streaming) events.fail(toOpenAiError(mapError(error, request)));
+      },
+    );
+    await Promise.race([firstOutput, generation]);
+    void reply.header('content-type', 'text/event-stream').header('cache-control', 'no-cache').send(events);
+  }
+}
