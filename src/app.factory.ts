@@ -8,10 +8,12 @@ import { ApiExceptionFilter } from './common/api-exception.filter.js';
 import { EnvelopeInterceptor } from './common/envelope.interceptor.js';
 import { createValidationPipe } from './common/validation.js';
 import type { AppConfig } from './config/app-config.js';
+import { setupOpenApi } from './docs/openapi.js';
 import { createLogger, fastifyLogging, JsonLogger } from './observability/logging.js';
 import { MetricsService } from './observability/metrics.service.js';
 import { OBSERVABILITY_PATHS } from './observability/observability.controller.js';
 import { observeRequests } from './observability/request-observer.js';
+import { OPENAI_PATHS } from './openai/openai.controller.js';
 
 export const API_PREFIX = 'client/v4';
 
@@ -25,10 +27,11 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   // Per-model size limits are enforced while streaming; this is only the outer bound.
   const largestAdapter = Math.max(...app.get(CatalogService).all().map((m) => m.limits.max_adapter_bytes));
   await app.register(fastifyMultipart, { limits: { fileSize: largestAdapter + 1, files: 2, fields: 4, fieldSize: 1024, parts: 6 } });
-  app.setGlobalPrefix(API_PREFIX, { exclude: OBSERVABILITY_PATHS });
+  app.setGlobalPrefix(API_PREFIX, { exclude: [...OBSERVABILITY_PATHS, ...OPENAI_PATHS] });
   app.useGlobalFilters(new ApiExceptionFilter());
   app.useGlobalInterceptors(new EnvelopeInterceptor());
   app.useGlobalPipes(createValidationPipe());
+  setupOpenApi(app, API_PREFIX);
   app.enableShutdownHooks();
   return app;
 }

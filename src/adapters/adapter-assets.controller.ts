@@ -1,17 +1,44 @@
 import { Controller, HttpCode, Param, Post, Req, UseGuards } from '@nestjs/common';
+import { ApiBody, ApiConsumes, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
 import { AccountAuthGuard } from '../accounts/account-auth.guard.js';
 import { ValidationError } from '../common/api-error.js';
+import { ApiAccountAuth, ApiErrors, ApiResult } from '../docs/decorators.js';
+import { ADAPTER_WARNING } from '../docs/error-codes.js';
+import { FinetuneAssetSchema } from '../docs/schemas.js';
 import { FinetuneParams } from '../finetunes/dto.js';
 import { AdapterAssetsService } from './adapter-assets.service.js';
+import { ADAPTER_FILES } from './adapter-inspector.js';
 
 @Controller('accounts/:account_id/ai/finetunes')
 @UseGuards(AccountAuthGuard)
+@ApiTags('finetunes')
+@ApiAccountAuth()
 export class AdapterAssetsController {
   constructor(private readonly assets: AdapterAssetsService) {}
 
   @Post(':id_or_name/finetune-assets')
   @HttpCode(200)
+  @ApiOperation({
+    summary: "Upload one of a finetune's adapter files",
+    description:
+      'The file is checked completely before it is stored. Until the finetune is `ready` a file can be uploaded again; ' +
+      'after that its files are immutable.',
+  })
+  @ApiConsumes('multipart/form-data')
+  @ApiBody({
+    description: 'the two fields, in either order',
+    schema: {
+      type: 'object',
+      required: ['file_name', 'file'],
+      properties: {
+        file_name: { type: 'string', enum: [...ADAPTER_FILES] },
+        file: { type: 'string', format: 'binary', description: 'the file named by `file_name`' },
+      },
+    },
+  })
+  @ApiResult(FinetuneAssetSchema, { description: `the stored file; \`messages\` may carry warnings (code ${ADAPTER_WARNING.code})` })
+  @ApiErrors('validation', 'adapterRejected', 'finetuneNotFound', 'finetuneReady', 'fileTooLarge', 'storageUnavailable')
   async upload(@Param() params: FinetuneParams, @Req() request: FastifyRequest) {
     if (!request.isMultipart()) {
       throw new ValidationError('the body must be multipart/form-data with the fields file_name and file');

@@ -1,7 +1,9 @@
 import { Body, Controller, HttpCode, Param, Post, Res, UseGuards } from '@nestjs/common';
+import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { AccountAuthGuard } from '../accounts/account-auth.guard.js';
 import { ApiError } from '../common/api-error.js';
+import { ApiAccountAuth, ApiRun } from '../docs/decorators.js';
 import { RunService } from './run.service.js';
 import { RunEventStream } from './sse.js';
 
@@ -10,12 +12,15 @@ const CACHE_STATUS_HEADER = 'cf-aig-cache-status';
 
 @Controller('accounts/:account_id/ai/run')
 @UseGuards(AccountAuthGuard)
+@ApiTags('inference')
+@ApiAccountAuth()
 export class RunController {
   constructor(private readonly runs: RunService) {}
 
   /** `{model}` arrives either as path segments (`@cf/meta/x`) or as one encoded segment (`@cf%2Fmeta%2Fx`, the SDK). */
   @Post('*')
   @HttpCode(200)
+  @ApiRun()
   async run(
     @Param('account_id') accountId: string,
     @Param('*') model: string,

@@ -1,3 +1,4 @@
+import { ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsISO8601, IsOptional } from 'class-validator';
 import type { UsageGrouping } from './usage.repository.js';
 
@@ -5,15 +6,24 @@ export const USAGE_GROUPINGS: readonly UsageGrouping[] = ['model', 'finetune', '
 
 export class UsageQuery {
   /** Inclusive; an ISO 8601 date or date-time (a date alone is midnight UTC). */
+  @ApiPropertyOptional({
+    description: 'inclusive; an ISO 8601 date or date-time (a date alone is midnight UTC); default: 30 days before `to`',
+    example: '2026-01-01',
+  })
   @IsOptional()
   @IsISO8601({ strict: true }, { message: 'from must be an ISO 8601 date or date-time' })
   from?: string;
 
   /** Exclusive. */
+  @ApiPropertyOptional({ description: 'exclusive; an ISO 8601 date or date-time; default: now', example: '2026-02-01T00:00:00Z' })
   @IsOptional()
   @IsISO8601({ strict: true }, { message: 'to must be an ISO 8601 date or date-time' })
   to?: string;
 
+  @ApiPropertyOptional({
+    enum: USAGE_GROUPINGS,
+    description: 'key of each total: the model, the finetune id (null for the base model) or the UTC day; without it, one total',
+  })
   @IsOptional()
   @IsIn(USAGE_GROUPINGS, { message: `group_by must be one of ${USAGE_GROUPINGS.join(', ')}` })
   group_by?: UsageGrouping;
