@@ -14,6 +14,7 @@ import { MetricsService } from './observability/metrics.service.js';
 import { OBSERVABILITY_PATHS } from './observability/observability.controller.js';
 import { observeRequests } from './observability/request-observer.js';
 import { OPENAI_PATHS } from './openai/openai.controller.js';
+import { toOpenAiError } from './openai/openai-errors.js';
 
 export const API_PREFIX = 'client/v4';
 
@@ -28,7 +29,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   const largestAdapter = Math.max(...app.get(CatalogService).all().map((m) => m.limits.max_adapter_bytes));
   await app.register(fastifyMultipart, { limits: { fileSize: largestAdapter + 1, files: 2, fields: 4, fieldSize: 1024, parts: 6 } });
   app.setGlobalPrefix(API_PREFIX, { exclude: [...OBSERVABILITY_PATHS, ...OPENAI_PATHS] });
-  app.useGlobalFilters(new ApiExceptionFilter());
+  app.useGlobalFilters(new ApiExceptionFilter({ '/v1/': toOpenAiError }));
   app.useGlobalInterceptors(new EnvelopeInterceptor());
   app.useGlobalPipes(createValidationPipe());
   setupOpenApi(app, API_PREFIX);

@@ -52,8 +52,12 @@ export function mapError(error: unknown, request: FastifyRequest): MappedError {
   return { status: 500, code: 1000, message: `Internal server error (request ${request.id})` };
 }
 
-/** Answers with the mapped error in the JSON body `render` makes of it (each API surface has its own error shape). */
-export function replyWithError(host: ArgumentsHost, error: unknown, render: (mapped: MappedError) => unknown): void {
+/** Turns a mapped error into a JSON body; each API surface has its own error shape. */
+export type ErrorRenderer = (mapped: MappedError) => unknown;
+
+const renderEnvelope: ErrorRenderer = (mapped) => failure([{ code: mapped.code, message: mapped.message }]);
+
+function replyWithError(host: ArgumentsHost, error: unknown, render: ErrorRenderer): void {
   const reply = host.switchToHttp().getResponse<FastifyReply>();
   const mapped = mapError(error, host.switchToHttp().getRequest<FastifyRequest>());
   if (reply.sent || reply.raw.headersSent) {
@@ -68,10 +72,17 @@ export function replyWithError(host: ArgumentsHost, error: unknown, render: (map
     .send(render(mapped));
 }
 
-/** The one place errors become Cloudflare-envelope responses. */
+/**
+ * The one place errors become responses: the Cloudflare envelope, or another surface's shape for URLs under
+ * one of `renderers`' prefixes (decided by URL, so errors raised before routing, e.g. bad JSON, get it too).
+ */
 @Catch()
 export class ApiExceptionFilter implements ExceptionFilter {
+  constructor(private readonly renderers: Record<string, ErrorRenderer> = {}) {}
+
   catch(error: unknown, host: ArgumentsHost): void {
-    replyWithError(host, error, (mapped) => failure([{ code: mapped.code, message: mapped.message }]));
+    const url = host.switchToHttp().getRequest<FastifyRequest>().url;
+    const render = Object.entries(this.renderers).find(([prefix]) => url.startsWith(prefix))?.[1] ?? renderEnvelope;
+    replyWithError(host, error, render);
   }
 }

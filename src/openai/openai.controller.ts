@@ -1,11 +1,11 @@
-import { All, Body, Controller, Get, HttpCode, Post, Req, Res, UseFilters, UseGuards } from '@nestjs/common';
+import { All, Body, Controller, Get, HttpCode, Post, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { NotFoundError } from '../common/api-error.js';
 import { mapError } from '../common/api-exception.filter.js';
 import { RunService, type PreparedRun } from '../inference/run.service.js';
 import { ChatCompletionRequestDto, CompletionRequestDto, type CompletionFieldsDto } from './dto.js';
 import { chatFormat, textFormat, type CompletionFormat } from './formats.js';
-import { OpenAiExceptionFilter, toOpenAiError } from './openai-exception.filter.js';
+import { toOpenAiError } from './openai-errors.js';
 import { OpenAiService } from './openai.service.js';
 import { CompletionEventStream } from './sse.js';
 import { CallerAccount, TokenAuthGuard } from './token-auth.guard.js';
@@ -16,7 +16,6 @@ export const OPENAI_PATHS = ['v1/{*path}'];
 /** OpenAI's API for clients of vLLM and LoRAX; answers are OpenAI's JSON, not the envelope, so handlers send them. */
 @Controller('v1')
 @UseGuards(TokenAuthGuard)
-@UseFilters(OpenAiExceptionFilter)
 export class OpenAiController {
   constructor(
     private readonly openai: OpenAiService,

@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import type { GenerationResult } from '../inference/engine.js';
 import type { CompletionFormat } from './formats.js';
-import type { OpenAiErrorBody } from './openai-exception.filter.js';
+import type { OpenAiErrorBody } from './openai-errors.js';
 
 /** OpenAI's event stream: `data: {chunk}` events (opening, pieces, closing, usage when asked for), then `data: [DONE]`. */
 export class CompletionEventStream extends PassThrough {

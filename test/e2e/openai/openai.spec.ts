@@ -271,6 +271,18 @@ describe('errors in OpenAI\'s shape', () => {
     expect(embeddings).toMatchObject({ type: 'invalid_request_error', code: '7000' });
   });
 
+  it('a body that is not JSON is an OpenAI-shaped 400 too (it fails before routing)', async () => {
+    const response = await fetch(`${v1}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${acme.token}`, 'content-type': 'application/json' },
+      body: '{"model": ',
+    });
+    expect(response.status).toBe(400);
+    expect(await response.json()).toEqual({
+      error: { message: expect.stringContaining('JSON'), type: 'invalid_request_error', param: null, code: '5006' },
+    });
+  });
+
   it('the Cloudflare routes keep their envelope', async () => {
     const response = await run(t, acme, '@cf/nobody/nothing', { prompt: 'x' });
     expect(response.body).toMatchObject({ success: false, errors: [{ code: 5007 }] });

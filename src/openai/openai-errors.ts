@@ -1,5 +1,4 @@
-import { ArgumentsHost, Catch, ExceptionFilter } from '@nestjs/common';
-import { replyWithError, type MappedError } from '../common/api-exception.filter.js';
+import type { MappedError } from '../common/api-exception.filter.js';
 
 export interface OpenAiErrorBody {
   error: { message: string; type: string; param: string | null; code: string };
@@ -16,12 +15,4 @@ function errorType(status: number): string {
 /** The same status and message as the Cloudflare routes; `code` is the service's numeric code (README, Error codes). */
 export function toOpenAiError(mapped: MappedError): OpenAiErrorBody {
   return { error: { message: mapped.message, type: errorType(mapped.status), param: null, code: String(mapped.code) } };
-}
-
-/** Errors of the `/v1` routes in OpenAI's shape instead of the envelope. */
-@Catch()
-export class OpenAiExceptionFilter implements ExceptionFilter {
-  catch(error: unknown, host: ArgumentsHost): void {
-    replyWithError(host, error, toOpenAiError);
-  }
 }
