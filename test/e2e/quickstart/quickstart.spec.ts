@@ -11,7 +11,6 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { unusedPort } from '../../helpers/ports.js';
 
 const ROOT = join(import.meta.dirname, '../../..');
 /** Building (prisma generate + nest build) and creating the database take most of this on a busy machine. */
@@ -85,9 +84,9 @@ function groupAlive(pid: number): boolean {
 
 beforeAll(async () => {
   dir = copyWorkingTree();
-  const port = await unusedPort();
+  // PORT=0: the service picks a free port itself and prints it (a probed port can be taken by the time it starts).
   // Its own process group, so teardown can signal npm, the shell it starts and the service alike.
-  server = spawn('npm', ['start'], { cwd: dir, env: cleanEnv({ PORT: String(port), HOST: '127.0.0.1' }), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  server = spawn('npm', ['start'], { cwd: dir, env: cleanEnv({ PORT: '0', HOST: '127.0.0.1' }), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   exportLine = await waitForBanner(server);
 }, START_TIMEOUT_MS);
 
