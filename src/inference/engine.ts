@@ -1,4 +1,5 @@
 import type { ModelDefinition } from '../catalog/model-definition.js';
+import type { Usage } from '../usage/token-usage.js';
 
 /** One stored adapter, as an engine needs it: where its two files are and what identifies this exact version. */
 export interface AdapterRef {
@@ -9,7 +10,8 @@ export interface AdapterRef {
   weightsKey: string;
 }
 
-export interface SamplingOptions {
+/** A type, not an interface, so that it fits the response cache's plain record of sampling fields. */
+export type SamplingOptions = {
   temperature?: number;
   topP?: number;
   topK?: number;
@@ -17,7 +19,7 @@ export interface SamplingOptions {
   repetitionPenalty?: number;
   frequencyPenalty?: number;
   presencePenalty?: number;
-}
+};
 
 export interface GenerationRequest {
   /** The final prompt text: already templated, or raw as the caller sent it. */
@@ -32,16 +34,18 @@ export interface GenerationRequest {
   signal: AbortSignal;
 }
 
-export interface Usage {
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-}
+export type { Usage };
 
 export interface GenerationResult {
   text: string;
   usage: Usage;
   finishReason: 'stop' | 'length' | 'aborted';
+}
+
+/** Adapter uses served by an already converted adapter (hits), or that converted it first (misses). */
+export interface AdapterCacheCounts {
+  hits: number;
+  misses: number;
 }
 
 export interface InferenceEngine {
@@ -50,6 +54,8 @@ export interface InferenceEngine {
   /** Counts the prompt's tokens (context limits). */
   countTokens(prompt: string): Promise<number>;
   close(): Promise<void>;
+  /** Engines that convert adapters into a local cache count its use here (read by /metrics). */
+  readonly adapterCache?: AdapterCacheCounts;
 }
 
 /** Reads a stored object into a local file (implemented by ObjectStorage). */

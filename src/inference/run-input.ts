@@ -13,6 +13,8 @@ export interface RunInput {
   maxTokens: number;
   sampling: SamplingOptions;
   lora?: string;
+  /** Cloudflare's `options.rejectIfBusy`: refuse at once (429) rather than queue for a generation slot. */
+  rejectIfBusy: boolean;
 }
 
 const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true });
@@ -52,10 +54,12 @@ export function parseRunInput(body: unknown, model: ModelDefinition): RunInput {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new ValidationError('body: must be a JSON object with prompt or messages');
   }
-  const { lora, ...input } = body as Record<string, unknown>;
+  // `lora` and `options` are the service's, not the model's: they never meet its input schema.
+  const { lora, options, ...input } = body as Record<string, unknown>;
   if (lora !== undefined && (typeof lora !== 'string' || lora.length === 0 || lora.length > 64)) {
     throw new ValidationError('lora: must be a finetune id or name (1-64 characters)');
   }
+  const rejectIfBusy = parseRunOptions(options);
   const hasPrompt = 'prompt' in input;
   if (hasPrompt === 'messages' in input) throw new ValidationError('body: exactly one of prompt or messages is required');
   // The public docs' curl example sends raw as a string.
@@ -82,5 +86,23 @@ export function parseRunInput(body: unknown, model: ModelDefinition): RunInput {
       presencePenalty: input.presence_penalty as number | undefined,
     },
     lora: lora as string | undefined,
+    rejectIfBusy,
   };
+}
+
+/**
+ * Cloudflare's run options (the binding's third argument, `options` in a REST body). Only `rejectIfBusy` means
+ * something here; other keys (gateway, returnRawResponse, ...) are options of Cloudflare's platform and are ignored,
+ * as its REST API does with options it does not know, so a client written for Cloudflare keeps working.
+ */
+function parseRunOptions(options: unknown): boolean {
+  if (options === undefined) return false;
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new ValidationError('options: must be an object, e.g. {"rejectIfBusy": true}');
+  }
+  const { rejectIfBusy } = options as Record<string, unknown>;
+  if (rejectIfBusy !== undefined && typeof rejectIfBusy !== 'boolean') {
+    throw new ValidationError(`options.rejectIfBusy: must be a boolean, got ${JSON.stringify(rejectIfBusy)}`);
+  }
+  return rejectIfBusy === true;
 }

@@ -1,11 +1,11 @@
-import { Body, Controller, HttpCode, Param, Post, Res, UseGuards } from '@nestjs/common';
+import { Body, Controller, HttpCode, Param, Post, Req, Res, UseGuards } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AccountAuthGuard } from '../accounts/account-auth.guard.js';
-import { ApiError } from '../common/api-error.js';
 import { ApiAccountAuth, ApiRun } from '../docs/decorators.js';
 import { RunService } from './run.service.js';
-import { RunEventStream } from './sse.js';
+import { RUN_FRAMING } from './sse.js';
+import { abortOnDisconnect, openEventStream } from './streaming.js';
 
 /** The header Cloudflare's AI Gateway uses to tell a cached answer (HIT) from a fresh one (MISS). */
 const CACHE_STATUS_HEADER = 'cf-aig-cache-status';
@@ -25,38 +25,17 @@ export class RunController {
     @Param('account_id') accountId: string,
     @Param('*') model: string,
     @Body() body: unknown,
+    @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ) {
     const name = decodeURIComponent(model);
     const prepared = await this.runs.prepare(accountId, name, body);
-    const aborter = new AbortController();
-    // The response closing before it finished means the client went away: stop generating.
-    reply.raw.on('close', () => {
-      if (!reply.raw.writableFinished) aborter.abort();
-    });
-
+    const aborter = abortOnDisconnect(reply);
     if (!prepared.input.stream) {
       const { answer, cache } = await this.runs.answer(prepared, aborter.signal);
       if (cache) void reply.header(CACHE_STATUS_HEADER, cache);
       return answer;
     }
-
-    const events = new RunEventStream();
-    events.on('close', () => aborter.abort());
-    // Answer only once the first piece (or the end) is there, so a failure before any output still gets its status.
-    let started!: () => void;
-    const firstOutput = new Promise<void>((resolve) => (started = resolve));
-    const generation = this.runs.generate(prepared, aborter.signal, (piece) => {
-      events.piece(piece);
-      started();
-    });
-    generation.then(
-      (result) => events.finish(result),
-      (error: unknown) =>
-        events.fail(error instanceof ApiError ? { code: error.code, message: error.message } : { code: 1000, message: 'generation failed' }),
-    );
-    await Promise.race([firstOutput, generation]);
-    void reply.header('content-type', 'text/event-stream').header('cache-control', 'no-cache');
-    return events;
+    return openEventStream(request, reply, aborter, (signal, onText) => this.runs.generate(prepared, signal, onText), RUN_FRAMING);
   }
 }

@@ -1,27 +1,20 @@
 import { Injectable, OnApplicationShutdown } from '@nestjs/common';
-import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { ApiError, TooManyRequestsError, ValidationError } from '../common/api-error.js';
-import { AdapterAssetsService } from '../adapters/adapter-assets.service.js';
+import { ValidationError } from '../common/api-error.js';
 import { CatalogService } from '../catalog/catalog.service.js';
 import type { ModelDefinition } from '../catalog/model-definition.js';
 import { FinetuneEvents } from '../finetunes/finetune-events.js';
-import { FinetunesService } from '../finetunes/finetunes.service.js';
 import { CHAT_TEMPLATE_STOPS, CHAT_TEMPLATES, ChatTemplateError } from '../formats/chat-templates.js';
 import type { UsageStatus } from '../generated/prisma/client.js';
-import { checkContextLimits } from '../limits/context-limits.js';
-import { RateLimiter } from '../limits/rate-limiter.service.js';
+import { ModelGates } from '../limits/model-gates.service.js';
 import { isDeterministic, ResponseCache, responseCacheKey, type RunAnswer } from '../limits/response-cache.js';
-import { Semaphore, SemaphoreTimeoutError } from '../limits/semaphore.js';
 import { MetricsService } from '../observability/metrics.service.js';
 import { UsageRecorder } from '../usage/usage-recorder.service.js';
-import type { AdapterRef, GenerationRequest, GenerationResult, InferenceEngine, Usage } from './engine.js';
+import { AdapterResolver } from './adapter-resolver.service.js';
+import type { GenerationRequest, GenerationResult, InferenceEngine, Usage } from './engine.js';
 import { EngineRegistry } from './engine-registry.service.js';
 import { parseRunInput, type RunInput } from './run-input.js';
 
-const DEFAULT_CONCURRENCY = 4;
-/** Ready adapters are immutable, so a resolved `lora` is safe to reuse briefly (deletes invalidate at once). */
-const RESOLVED_TTL_MS = 10_000;
 /** What a failed generation is recorded with: the engine reported nothing. */
 const NO_USAGE: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
 
@@ -45,28 +38,25 @@ export interface Answered {
   finishReason?: GenerationResult['finishReason'];
 }
 
+/**
+ * A run from request to answer: parses the input, resolves the adapter (AdapterResolver), passes the model's
+ * gates (ModelGates), answers from the response cache or the engine, and records usage and metrics.
+ */
 @Injectable()
 export class RunService implements OnApplicationShutdown {
-  private readonly gates = new Map<string, Semaphore>();
-  private readonly finishes = new Map<string, Record<GenerationResult['finishReason'], number>>();
-  private readonly resolved = new Map<string, { ref: AdapterRef; finetuneId: string; expires: number }>();
   private readonly running = new Set<Promise<GenerationResult>>();
 
   constructor(
     private readonly catalog: CatalogService,
-    private readonly finetunes: FinetunesService,
-    private readonly assets: AdapterAssetsService,
+    private readonly adapters: AdapterResolver,
     private readonly engines: EngineRegistry,
-    private readonly rateLimiter: RateLimiter,
+    private readonly gates: ModelGates,
     private readonly cache: ResponseCache,
     private readonly usage: UsageRecorder,
     private readonly metrics: MetricsService,
     events: FinetuneEvents,
   ) {
-    events.onDeleted((finetuneId) => {
-      for (const [key, entry] of this.resolved) if (entry.finetuneId === finetuneId) this.resolved.delete(key);
-      this.cache.dropFinetune(finetuneId);
-    });
+    events.onDeleted((finetuneId) => this.cache.dropFinetune(finetuneId));
   }
 
   /** By now the HTTP server has closed every connection, aborting what still ran: let those runs record their usage. */
@@ -80,14 +70,12 @@ export class RunService implements OnApplicationShutdown {
     const startedAt = performance.now();
     const model = this.catalog.get(modelName);
     const input = parseRunInput(body, model);
-    const adapter = input.lora === undefined ? undefined : await this.resolveAdapter(accountId, model, input.lora);
+    const adapter = input.lora === undefined ? undefined : await this.adapters.resolve(accountId, model, input.lora);
     // Raw prompts go verbatim; the family's end-of-turn still ends generation.
     const prompt = input.raw ? input.prompt! : this.template(model, input);
     const stop = [...CHAT_TEMPLATE_STOPS[model.chat_template]];
     const engine = await this.engines.get(model);
-    await checkContextLimits(model, prompt, input.maxTokens, (text) => engine.countTokens(text));
-    // Counted last, so that a request rejected for its content does not use up the caller's budget.
-    await this.rateLimiter.admit(accountId, model);
+    await this.gates.admit(accountId, model, { prompt, maxTokens: input.maxTokens, countTokens: (text) => engine.countTokens(text) });
     const request = { prompt, stop, maxTokens: input.maxTokens, sampling: input.sampling, adapter };
     const cacheable = model.response_cache && !input.stream && isDeterministic(input.sampling);
     return { accountId, model, input, engine, request, cacheKey: cacheable ? responseCacheKey(model.name, request) : undefined, startedAt };
@@ -117,24 +105,9 @@ export class RunService implements OnApplicationShutdown {
     }
   }
 
-  /** Requests of this model generating right now on this replica. */
-  activeRequests(modelName: string): number {
-    return this.gates.get(modelName)?.inUse ?? 0;
-  }
-
-  /** Requests of this model waiting for a generation slot on this replica. */
-  queuedRequests(modelName: string): number {
-    return this.gates.get(modelName)?.queued ?? 0;
-  }
-
-  /** How this replica's generations of a model ended, by reason. */
-  finishCounts(modelName: string): Record<GenerationResult['finishReason'], number> {
-    return { stop: 0, length: 0, aborted: 0, ...this.finishes.get(modelName) };
-  }
-
-  /** Runs within the model's concurrency bound (queues up to its max_queue_wait_ms, then 429/3044) and records usage. */
+  /** Runs within the model's concurrency bound (ModelGates.slot) and records usage. */
   async generate(prepared: PreparedRun, signal: AbortSignal, onText?: (piece: string) => void): Promise<GenerationResult> {
-    const release = await this.slot(prepared.model);
+    const release = await this.gates.slot(prepared.model, prepared.input.rejectIfBusy);
     const run = this.generateInSlot(prepared, signal, onText);
     this.running.add(run);
     try {
@@ -151,12 +124,11 @@ export class RunService implements OnApplicationShutdown {
     try {
       result = await prepared.engine.generate({ ...prepared.request, signal }, onText);
     } catch (error) {
+      this.metrics.countRun(prepared.model.name, 'error');
       this.record(prepared, 'error', NO_USAGE, false);
       throw error;
     }
-    const counts = this.finishCounts(prepared.model.name);
-    counts[result.finishReason] += 1;
-    this.finishes.set(prepared.model.name, counts);
+    this.metrics.countRun(prepared.model.name, result.finishReason);
     this.metrics.recordGeneration(prepared.model.name, result.usage, (performance.now() - began) / 1000);
     this.record(prepared, result.finishReason === 'aborted' ? 'aborted' : 'ok', result.usage, false);
     return result;
@@ -172,51 +144,5 @@ export class RunService implements OnApplicationShutdown {
       cached,
       latencyMs: performance.now() - prepared.startedAt,
     });
-  }
-
-  private async slot(model: ModelDefinition): Promise<() => void> {
-    let gate = this.gates.get(model.name);
-    if (!gate) {
-      gate = new Semaphore(model.limits.max_concurrent_requests ?? DEFAULT_CONCURRENCY, model.limits.max_queue_wait_ms);
-      this.gates.set(model.name, gate);
-    }
-    try {
-      return await gate.acquire();
-    } catch (error) {
-      if (error instanceof SemaphoreTimeoutError) {
-        throw new TooManyRequestsError(`${model.name} is at capacity (${gate.limit} concurrent requests); try again shortly`, 3044, 1);
-      }
-      throw error;
-    }
-  }
-
-  /** `lora` by id (own or public), then own by name, then public by name. */
-  private async resolveAdapter(accountId: string, model: ModelDefinition, lora: string): Promise<AdapterRef> {
-    if (!model.lora) {
-      throw new ApiError(405, 5005, `model ${model.name} does not support LoRA adapters: remove "lora" or use a LoRA base model`);
-    }
-    const key = `${accountId}\u0000${model.name}\u0000${lora}`;
-    const cached = this.resolved.get(key);
-    if (cached && cached.expires > Date.now()) return cached.ref;
-
-    const finetune = await this.finetunes.getVisible(accountId, lora);
-    if (finetune.model !== model.name) {
-      throw new ValidationError(`lora: finetune "${finetune.name}" was made for ${finetune.model}, not ${model.name}`);
-    }
-    const assets = await this.assets.assetsOf(finetune.id);
-    const config = assets.find((a) => a.fileName === 'adapter_config.json');
-    const weights = assets.find((a) => a.fileName === 'adapter_model.safetensors');
-    if (finetune.status !== 'ready' || !config || !weights) {
-      const missing = [!config && 'adapter_config.json', !weights && 'adapter_model.safetensors'].filter(Boolean).join(' and ');
-      throw new ValidationError(`lora: finetune "${finetune.name}" is not ready: ${missing ? `missing ${missing}` : 'its files do not agree'}`, 3039);
-    }
-    const ref: AdapterRef = {
-      finetuneId: finetune.id,
-      version: createHash('sha256').update(`${config.sha256}:${weights.sha256}`).digest('hex').slice(0, 16),
-      configKey: config.storageKey,
-      weightsKey: weights.storageKey,
-    };
-    this.resolved.set(key, { ref, finetuneId: finetune.id, expires: Date.now() + RESOLVED_TTL_MS });
-    return ref;
   }
 }

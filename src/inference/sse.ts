@@ -1,19 +1,12 @@
-import { PassThrough } from 'node:stream';
-import type { GenerationResult } from './engine.js';
+import { ApiError } from '../common/api-error.js';
+import type { StreamFraming } from './streaming.js';
 
 /** The contract's event stream: `data: {"response": piece}` events, one carrying usage, then `[DONE]`. */
-export class RunEventStream extends PassThrough {
-  piece(text: string): void {
-    if (text) this.write(`data: ${JSON.stringify({ response: text })}\n\n`);
-  }
-
-  finish(result: GenerationResult): void {
-    this.write(`data: ${JSON.stringify({ response: '', usage: result.usage })}\n\n`);
-    this.end('data: [DONE]\n\n');
-  }
-
-  /** The status line is long gone, so a failure mid-stream is reported in-band before closing. */
-  fail(error: { code: number; message: string }): void {
-    this.end(`data: ${JSON.stringify({ error })}\n\n`);
-  }
-}
+export const RUN_FRAMING: StreamFraming = {
+  opening: () => [],
+  piece: (text) => ({ response: text }),
+  finish: (result) => [{ response: '', usage: result.usage }],
+  error: (error) => ({
+    error: error instanceof ApiError ? { code: error.code, message: error.message } : { code: 1000, message: 'generation failed' },
+  }),
+};

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { GenerationRequest, SamplingOptions, Usage } from '../inference/engine.js';
+import type { Usage } from '../usage/token-usage.js';
 
 /** A non-streaming run's answer, as the run endpoint returns it. */
 export interface RunAnswer {
@@ -14,8 +14,18 @@ export interface ResponseCacheBounds {
 
 const DEFAULT_BOUNDS: ResponseCacheBounds = { maxEntries: 1000, maxBytes: 32 * 1024 * 1024 };
 
+/** What makes a generation's output: the engine's request minus its abort signal (typed here so limits stays below inference). */
+export interface CacheableRequest {
+  prompt: string;
+  stop: string[];
+  maxTokens: number;
+  /** Every sampling field shapes the output; only these two decide whether it can repeat. */
+  sampling: Record<string, number | undefined> & { temperature?: number; seed?: number };
+  adapter?: { finetuneId: string; version: string };
+}
+
 /** Only these can repeat: greedy decoding, or sampling from a fixed seed. */
-export function isDeterministic(sampling: SamplingOptions): boolean {
+export function isDeterministic(sampling: CacheableRequest['sampling']): boolean {
   return sampling.temperature === 0 || sampling.seed !== undefined;
 }
 
@@ -24,7 +34,7 @@ export function isDeterministic(sampling: SamplingOptions): boolean {
  * and everything that shapes the output, with the prompt as the engine sees it (so a bare prompt and its
  * templated raw form share an entry).
  */
-export function responseCacheKey(model: string, request: Omit<GenerationRequest, 'signal'>): string {
+export function responseCacheKey(model: string, request: CacheableRequest): string {
   const sampling = Object.entries(request.sampling)
     .filter(([, value]) => value !== undefined)
     .sort(([a], [b]) => a.localeCompare(b));

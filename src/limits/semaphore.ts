@@ -22,12 +22,17 @@ export class Semaphore {
     return this.waiting.length;
   }
 
+  /** A release function if a slot is free now, else undefined (nothing queued). */
+  tryAcquire(): (() => void) | undefined {
+    if (this.active >= this.limit) return undefined;
+    this.active += 1;
+    return this.releaser();
+  }
+
   /** Resolves with a release function (call it exactly once). */
   acquire(): Promise<() => void> {
-    if (this.active < this.limit) {
-      this.active += 1;
-      return Promise.resolve(this.releaser());
-    }
+    const release = this.tryAcquire();
+    if (release) return Promise.resolve(release);
     return new Promise((resolve, reject) => {
       const entry = {
         grant: () => {

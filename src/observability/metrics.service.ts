@@ -1,13 +1,20 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
-import type { Usage } from '../inference/engine.js';
+import type { Usage } from '../usage/token-usage.js';
 
 /** The route label of a request that matched no route (404s): never its URL, which would make a series per URL. */
 export const UNMATCHED_ROUTE = 'unmatched';
 
-/** This process's Prometheus metrics: the recording side. Values read from other services at scrape time are in InferenceMetrics. */
+/** How often the event-loop delay is summed up into one observation of its maximum. */
+const EVENT_LOOP_WINDOW_MS = 1000;
+
+/**
+ * This process's Prometheus metrics: the recording side, and the registry other modules add their own metrics to
+ * (inference adds what it reads at scrape time). It imports no feature: features depend on it, never the reverse.
+ */
 @Injectable()
-export class MetricsService {
+export class MetricsService implements OnModuleInit, OnModuleDestroy {
   readonly registry = new Registry();
 
   private readonly requestDuration = new Histogram({
@@ -40,8 +47,46 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  private readonly runs = new Counter({
+    name: 'inference_runs_total',
+    help: 'Generations by model and how they ended (stop, length, aborted by the client, or error)',
+    labelNames: ['model', 'finish_reason'],
+    registers: [this.registry],
+  });
+
+  /**
+   * prom-client's nodejs_eventloop_lag_* gauges cover the time since the previous scrape, so a stall shows only if
+   * no other scrape came in between; this histogram keeps every second's worst delay, so "no stall over X ms in a
+   * window" is the difference of two scrapes' bucket counts.
+   */
+  private readonly eventLoopMaxDelay = new Histogram({
+    name: 'nodejs_eventloop_max_delay_seconds',
+    help: `Largest event-loop delay within each ${EVENT_LOOP_WINDOW_MS / 1000} s interval`,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
+  private eventLoop?: { monitor: IntervalHistogram; timer: NodeJS.Timeout };
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  onModuleInit(): void {
+    const monitor = monitorEventLoopDelay({ resolution: 10 });
+    monitor.enable();
+    const timer = setInterval(() => {
+      // max is in nanoseconds; 0 when no sample was taken (the interval ran on a loop too busy to sample).
+      if (monitor.count > 0) this.eventLoopMaxDelay.observe(monitor.max / 1e9);
+      monitor.reset();
+    }, EVENT_LOOP_WINDOW_MS);
+    timer.unref();
+    this.eventLoop = { monitor, timer };
+  }
+
+  onModuleDestroy(): void {
+    clearInterval(this.eventLoop?.timer);
+    this.eventLoop?.monitor.disable();
   }
 
   observeRequest(method: string, route: string, status: number, seconds: number): void {
@@ -57,6 +102,10 @@ export class MetricsService {
     this.tokens.inc({ model, kind: 'prompt' }, usage.prompt_tokens);
     this.tokens.inc({ model, kind: 'completion' }, usage.completion_tokens);
     this.generationDuration.observe({ model }, seconds);
+  }
+
+  countRun(model: string, finishReason: 'stop' | 'length' | 'aborted' | 'error'): void {
+    this.runs.inc({ model, finish_reason: finishReason });
   }
 
   async scrape(): Promise<{ contentType: string; text: string }> {

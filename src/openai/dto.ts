@@ -81,6 +81,8 @@ export class CompletionFieldsDto {
   @Type(() => StreamOptionsDto)
   stream_options?: StreamOptionsDto | null;
 
+  /** Cloudflare's option on its OpenAI-compatible routes: refuse at once (429) rather than queue for a generation slot. */
+  @IsOptional() @IsBoolean() rejectIfBusy?: boolean | null;
   /** OpenAI's end-user tag for abuse monitoring; accepted so clients that always send it work, and not used. */
   @IsOptional() @IsString() user?: string;
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Usage } from '../inference/engine.js';
+import type { Usage } from '../usage/token-usage.js';
 
 export type FinishReason = 'stop' | 'length';
 

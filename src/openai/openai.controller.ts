@@ -1,13 +1,12 @@
 import { All, Body, Controller, Get, HttpCode, Post, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { NotFoundError } from '../common/api-error.js';
-import { mapError } from '../common/api-exception.filter.js';
 import { RunService, type PreparedRun } from '../inference/run.service.js';
+import { abortOnDisconnect, openEventStream } from '../inference/streaming.js';
 import { ChatCompletionRequestDto, CompletionRequestDto, type CompletionFieldsDto } from './dto.js';
 import { chatFormat, textFormat, type CompletionFormat } from './formats.js';
-import { toOpenAiError } from './openai-errors.js';
 import { OpenAiService } from './openai.service.js';
-import { CompletionEventStream } from './sse.js';
+import { completionFraming } from './sse.js';
 import { CallerAccount, TokenAuthGuard } from './token-auth.guard.js';
 
 /** Where OpenAI's clients expect the API: at the root, outside the `client/v4` prefix (setGlobalPrefix's `exclude`). */
@@ -64,36 +63,13 @@ export class OpenAiController {
     request: FastifyRequest,
     reply: FastifyReply,
   ): Promise<void> {
-    const aborter = new AbortController();
-    // The response closing before it finished means the client went away: stop generating.
-    reply.raw.on('close', () => {
-      if (!reply.raw.writableFinished) aborter.abort();
-    });
-
+    const aborter = abortOnDisconnect(reply);
     if (!prepared.input.stream) {
       void reply.send(await this.openai.answer(prepared, format, aborter.signal));
       return;
     }
-
-    const events = new CompletionEventStream(format, body.stream_options?.include_usage === true);
-    events.on('close', () => aborter.abort());
-    // Answer only once the first piece (or the end) is there, so a failure before any output still gets its status.
-    let streaming = false;
-    let started!: () => void;
-    const firstOutput = new Promise<void>((resolve) => (started = resolve));
-    const generation = this.runs.generate(prepared, aborter.signal, (piece) => {
-      streaming = true;
-      events.piece(piece);
-      started();
-    });
-    generation.then(
-      (result) => events.finish(result),
-      (error: unknown) => {
-        // Before any output the race below rethrows it, and it is answered with its status instead.
-        if (streaming) events.fail(toOpenAiError(mapError(error, request)));
-      },
-    );
-    await Promise.race([firstOutput, generation]);
-    void reply.header('content-type', 'text/event-stream').header('cache-control', 'no-cache').send(events);
+    const framing = completionFraming(format, body.stream_options?.include_usage === true, request);
+    const events = await openEventStream(request, reply, aborter, (signal, onText) => this.runs.generate(prepared, signal, onText), framing);
+    void reply.send(events);
   }
 }

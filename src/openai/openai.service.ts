@@ -96,6 +96,8 @@ export class OpenAiService {
       frequency_penalty: request.frequency_penalty,
       presence_penalty: request.presence_penalty,
       lora,
+      // Cloudflare takes it at the top level here and in `options` on the run route.
+      options: request.rejectIfBusy ? { rejectIfBusy: true } : undefined,
     };
     // OpenAI clients send null for "unset"; the run body knows only absent fields.
     const defined = Object.fromEntries(Object.entries(body).filter(([, value]) => value !== undefined && value !== null));

@@ -1,7 +1,7 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, OnModuleDestroy } from '@nestjs/common';
 import type { Prisma, UsageStatus } from '../generated/prisma/client.js';
 import type { ModelDefinition } from '../catalog/model-definition.js';
-import type { Usage } from '../inference/engine.js';
+import type { Usage } from './token-usage.js';
 import { UsageRepository } from './usage.repository.js';
 
 const FLUSH_INTERVAL_MS = 1000;

@@ -52,14 +52,6 @@ export interface LlamaCppEngineOptions {
   retainedAdapterBytes?: number;
 }
 
-export interface LlamaCppEngineStats {
-  contexts: number;
-  /** Adapters loaded into the current model instance, including those whose context was evicted. */
-  loadedAdapters: number;
-  /** Times the base model was loaded (1 + reloads that freed retained adapters). */
-  modelLoads: number;
-}
-
 /** A context for one adapter version ('' for the base model) with its single sequence. */
 interface Slot {
   version: string;
@@ -170,7 +162,6 @@ export class LlamaCppEngine implements InferenceEngine {
   private reloading: Promise<void> | null = null;
   private failure: Error | null = null;
   private closed = false;
-  private modelLoads = 1;
   private adapterCacheHits = 0;
   private adapterCacheMisses = 0;
 
@@ -213,10 +204,6 @@ export class LlamaCppEngine implements InferenceEngine {
       threads,
       options.retainedAdapterBytes ?? DEFAULT_RETAINED_ADAPTER_BYTES,
     );
-  }
-
-  get stats(): LlamaCppEngineStats {
-    return { contexts: this.slots.size, loadedAdapters: this.loadedAdapters.size, modelLoads: this.modelLoads };
   }
 
   /** Adapter uses served by an already converted GGUF or a conversion under way (hits), or that converted it (misses). */
@@ -537,7 +524,6 @@ export class LlamaCppEngine implements InferenceEngine {
       await this.model.dispose();
       this.loadedAdapters.clear();
       this.model = await loadModel(this.llama, this.modelPath);
-      this.modelLoads++;
     } catch (error) {
       this.failure = error as Error;
       this.rejectWaiters(error);

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import Cloudflare from 'cloudflare';
-import { RunService } from '../../../src/inference/run.service.js';
 import { call, createAccount, startTestApp, type TestAccount, type TestApp } from '../../helpers/app.js';
 import { TINY_GEMMA, TINY_LLAMA, tinySetup, type TinySetup } from '../../helpers/tiny.js';
 import { upload } from '../../helpers/uploads.js';
+import { activeRequests, engineRuns } from '../limits/helpers.js';
 
 let tiny: TinySetup;
 let t: TestApp;
@@ -96,8 +96,7 @@ describe('run with an adapter on llama.cpp', () => {
   });
 
   it('a client that disconnects mid-stream stops generation and frees its slot', async () => {
-    const runs = t.app.get(RunService);
-    const abortedBefore = runs.finishCounts(TINY_LLAMA).aborted;
+    const abortedBefore = await engineRuns(t, TINY_LLAMA, 'aborted');
     const controller = new AbortController();
     const response = await fetch(`${t.baseUrl}/accounts/${acme.id}/ai/run/${TINY_LLAMA}`, {
       method: 'POST',
@@ -110,9 +109,9 @@ describe('run with an adapter on llama.cpp', () => {
     await reader.read();
     controller.abort();
     const deadline = Date.now() + 15_000;
-    while (runs.activeRequests(TINY_LLAMA) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    expect(runs.activeRequests(TINY_LLAMA)).toBe(0);
-    expect(runs.finishCounts(TINY_LLAMA).aborted).toBe(abortedBefore + 1);
+    while ((await activeRequests(t, TINY_LLAMA)) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(await activeRequests(t, TINY_LLAMA)).toBe(0);
+    expect(await engineRuns(t, TINY_LLAMA, 'aborted')).toBe(abortedBefore + 1);
     expect((await run(acme, TINY_LLAMA, { ...greedy, lora: 'qv' })).status).toBe(200);
   });
 

@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { RunService } from '../../../src/inference/run.service.js';
 import { createAccount, startTestApp, type TestAccount, type TestApp } from '../../helpers/app.js';
 import { tinySetup, type TinySetup } from '../../helpers/tiny.js';
-import { addLlamaVariants, holdSlot, idle, ROOMY, run } from './helpers.js';
+import { activeRequests, addLlamaVariants, holdSlot, idle, ROOMY, run } from './helpers.js';
 
 const NARROW = '@cf/tiny/narrow-llama';
 
@@ -21,7 +20,7 @@ afterAll(() => t.close());
 describe('concurrent requests per model', () => {
   it('a burst beyond max_concurrent_requests waits max_queue_wait_ms, then gets 429/3044; the freed slot serves again', async () => {
     const holder = await holdSlot(t, acme, NARROW);
-    expect(t.app.get(RunService).activeRequests(NARROW)).toBe(1);
+    expect(await activeRequests(t, NARROW)).toBe(1);
 
     const burst = await Promise.all(Array.from({ length: 5 }, () => run(t, acme, NARROW, { prompt: 'hi', max_tokens: 2 })));
     for (const response of burst) {

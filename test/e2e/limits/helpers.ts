@@ -1,7 +1,7 @@
 import { expect } from '@jest/globals';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { RunService } from '../../../src/inference/run.service.js';
 import { call, type TestAccount, type TestApp } from '../../helpers/app.js';
+import { parsePrometheusText, type MetricFamily } from '../../helpers/prometheus-text.js';
 import { TINY_LLAMA, type TinySetup } from '../../helpers/tiny.js';
 import { upload } from '../../helpers/uploads.js';
 
@@ -39,10 +39,33 @@ export function runRaw(t: TestApp, account: TestAccount, model: string, body: un
   });
 }
 
-/** Generations this app's engine ran for a model, however they ended. */
-export function engineRuns(t: TestApp, model: string): number {
-  const counts = t.app.get(RunService).finishCounts(model);
-  return counts.stop + counts.length + counts.aborted;
+/** The app's /metrics, parsed (it is served at the root, outside /client/v4). */
+export async function scrapeMetrics(t: TestApp): Promise<Map<string, MetricFamily>> {
+  const response = await fetch(`${t.baseUrl.replace(/\/client\/v4$/, '')}/metrics`);
+  expect(response.status).toBe(200);
+  return parsePrometheusText(await response.text());
+}
+
+/** The sum of a metric's samples whose labels include `labels` (0 when there is none yet). */
+export async function metricSum(t: TestApp, name: string, labels: Record<string, string>): Promise<number> {
+  const family = (await scrapeMetrics(t)).get(name);
+  const matching = (family?.samples ?? []).filter((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  return matching.reduce((sum, s) => sum + s.value, 0);
+}
+
+/** Generations this app's engine ran for a model, ended the given way or (without one) however they ended. */
+export function engineRuns(t: TestApp, model: string, finishReason?: 'stop' | 'length' | 'aborted' | 'error'): Promise<number> {
+  return metricSum(t, 'inference_runs_total', { model, ...(finishReason && { finish_reason: finishReason }) });
+}
+
+/** Requests of a model generating right now. */
+export function activeRequests(t: TestApp, model: string): Promise<number> {
+  return metricSum(t, 'inference_active_requests', { model });
+}
+
+/** Requests of a model waiting for a generation slot. */
+export function queuedRequests(t: TestApp, model: string): Promise<number> {
+  return metricSum(t, 'inference_queue_depth', { model });
 }
 
 /**
@@ -63,10 +86,9 @@ export async function holdSlot(t: TestApp, account: TestAccount, model: string):
 
 /** Waits (bounded) until the app has no generation of the model running. */
 export async function idle(t: TestApp, model: string): Promise<void> {
-  const runs = t.app.get(RunService);
   const deadline = Date.now() + 15_000;
-  while (runs.activeRequests(model) > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-  expect(runs.activeRequests(model)).toBe(0);
+  while ((await activeRequests(t, model)) > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  expect(await activeRequests(t, model)).toBe(0);
 }
 
 export async function readyFinetune(t: TestApp, tiny: TinySetup, account: TestAccount, model: string, name: string) {

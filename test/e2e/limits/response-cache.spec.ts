@@ -15,13 +15,13 @@ let answered = 0;
 
 /** One run: its status, cache header, exact body text and how many generations the engine ran for it. */
 async function ask(model: string, body: object) {
-  const before = engineRuns(t, model);
+  const before = await engineRuns(t, model);
   const response = await runRaw(t, acme, model, body);
   const text = await response.text();
   const cache = response.headers.get(HEADER);
   if (response.status === 200) answered += 1;
   if (cache === 'HIT') hits += 1;
-  return { status: response.status, cache, text, generated: engineRuns(t, model) - before };
+  return { status: response.status, cache, text, generated: (await engineRuns(t, model)) - before };
 }
 
 beforeAll(async () => {

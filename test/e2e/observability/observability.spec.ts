@@ -6,10 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildTinyModel, TINY_MODELS } from '../../../src/formats/tiny-model.js';
 import { call, createAccount, startTestApp, type TestAccount, type TestApp } from '../../helpers/app.js';
-import { RunService } from '../../../src/inference/run.service.js';
 import { parsePrometheusText, sampleValue } from '../../helpers/prometheus-text.js';
 import { TINY_GEMMA, TINY_LLAMA, tinySetup, type TinySetup } from '../../helpers/tiny.js';
-import { addLlamaVariants, idle, readyFinetune, run, runRaw } from '../limits/helpers.js';
+import { addLlamaVariants, idle, queuedRequests, readyFinetune, run, runRaw } from '../limits/helpers.js';
 
 const REMOTE = '@cf/test/remote-lora';
 const HUNG = '@cf/test/hung-lora';
@@ -167,7 +166,7 @@ describe('/metrics', () => {
     expect(streamed.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
     await streamed.body!.getReader().read();
     const queued = run(t, acme, SINGLE, { prompt: 'queued', max_tokens: 2 });
-    while (t.app.get(RunService).queuedRequests(SINGLE) === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    while ((await queuedRequests(t, SINGLE)) === 0) await new Promise((resolve) => setTimeout(resolve, 10));
     const during = await scrape(t);
     stream.abort();
     expect((await queued).status).toBe(200);

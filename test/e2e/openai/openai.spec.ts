@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import OpenAI from 'openai';
-import { RunService } from '../../../src/inference/run.service.js';
 import { UsageRecorder } from '../../../src/usage/usage-recorder.service.js';
 import { call, createAccount, startTestApp, type TestAccount, type TestApp } from '../../helpers/app.js';
 import { TINY_GEMMA, TINY_LLAMA, tinySetup, type TinySetup } from '../../helpers/tiny.js';
-import { addLlamaVariants, engineRuns, readyFinetune, run } from '../limits/helpers.js';
+import { activeRequests, addLlamaVariants, engineRuns, readyFinetune, run } from '../limits/helpers.js';
 
 const CACHED = '@cf/tiny/cached-llama';
 const LIMITED = '@cf/tiny/limited-llama';
@@ -129,7 +128,7 @@ describe('POST /v1/chat/completions through the official SDK', () => {
 
   it('answers an identical greedy request from the response cache with the same choice', async () => {
     const cached = { ...request, model: CACHED, max_tokens: 3 };
-    const before = engineRuns(t, CACHED);
+    const before = await engineRuns(t, CACHED);
     const first = await client.chat.completions.create(cached);
     const response = await fetch(`${v1}/chat/completions`, {
       method: 'POST',
@@ -141,19 +140,18 @@ describe('POST /v1/chat/completions through the official SDK', () => {
     expect(second.choices).toEqual(first.choices);
     expect(second.usage).toEqual(first.usage);
     expect(second.choices[0]!.finish_reason).toBe('length');
-    expect(engineRuns(t, CACHED) - before).toBe(1);
+    expect((await engineRuns(t, CACHED)) - before).toBe(1);
   });
 
   it('a client that leaves mid-stream stops the generation and frees its slot', async () => {
-    const runs = t.app.get(RunService);
-    const abortedBefore = runs.finishCounts(TINY_LLAMA).aborted;
+    const abortedBefore = await engineRuns(t, TINY_LLAMA, 'aborted');
     // Sampling with a seed: no early end of text for this tiny model, and far more tokens than it makes in the test.
     const stream = await client.chat.completions.create({ ...request, max_tokens: 4000, temperature: 1, seed: 7, stream: true });
     for await (const chunk of stream) if (chunk.choices[0]?.delta.content) break;
     const deadline = Date.now() + 15_000;
-    while (runs.activeRequests(TINY_LLAMA) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    expect(runs.activeRequests(TINY_LLAMA)).toBe(0);
-    expect(runs.finishCounts(TINY_LLAMA).aborted).toBe(abortedBefore + 1);
+    while ((await activeRequests(t, TINY_LLAMA)) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(await activeRequests(t, TINY_LLAMA)).toBe(0);
+    expect(await engineRuns(t, TINY_LLAMA, 'aborted')).toBe(abortedBefore + 1);
   });
 });
 

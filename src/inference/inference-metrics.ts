@@ -1,15 +1,18 @@
 import { Injectable } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
 import { CatalogService } from '../catalog/catalog.service.js';
-import { EngineRegistry } from '../inference/engine-registry.service.js';
-import { LlamaCppEngine } from '../inference/engines/llama-cpp.engine.js';
-import { RunService } from '../inference/run.service.js';
-import { MetricsService } from './metrics.service.js';
+import type { AdapterCacheCounts } from './engine.js';
+import { ModelGates } from '../limits/model-gates.service.js';
+import { MetricsService } from '../observability/metrics.service.js';
+import { EngineRegistry } from './engine-registry.service.js';
 
-/** Metrics read from the inference services when Prometheus scrapes, rather than recorded as things happen. */
+/**
+ * Metrics read when Prometheus scrapes, rather than recorded as things happen. They live with inference and
+ * register on the shared registry, so observability never depends on inference (nor on a concrete engine).
+ */
 @Injectable()
 export class InferenceMetrics {
-  constructor(metrics: MetricsService, catalog: CatalogService, runs: RunService, engines: EngineRegistry) {
+  constructor(metrics: MetricsService, catalog: CatalogService, gates: ModelGates, engines: EngineRegistry) {
     const registers = [metrics.registry];
     const served = catalog.all().filter((m) => m.engine !== null).map((m) => m.name);
 
@@ -19,7 +22,7 @@ export class InferenceMetrics {
       labelNames: ['model'],
       registers,
       collect() {
-        for (const model of served) this.set({ model }, runs.activeRequests(model));
+        for (const model of served) this.set({ model }, gates.activeRequests(model));
       },
     });
 
@@ -29,12 +32,13 @@ export class InferenceMetrics {
       labelNames: ['model'],
       registers,
       collect() {
-        for (const model of served) this.set({ model }, runs.queuedRequests(model));
+        for (const model of served) this.set({ model }, gates.queuedRequests(model));
       },
     });
 
-    // Counted by each llama.cpp engine since it started; an engine that restarts starts again from 0, as Prometheus counters may.
-    const adapterCache = (name: string, help: string, pick: (cache: LlamaCppEngine['adapterCache']) => number) =>
+    // Counted by each engine that has an adapter cache (llama.cpp) since it started; an engine that restarts starts
+    // again from 0, as Prometheus counters may.
+    const adapterCache = (name: string, help: string, pick: (cache: AdapterCacheCounts) => number) =>
       new Counter({
         name,
         help,
@@ -43,7 +47,7 @@ export class InferenceMetrics {
         collect() {
           this.reset();
           for (const [model, engine] of engines.started()) {
-            if (engine instanceof LlamaCppEngine) this.inc({ model }, pick(engine.adapterCache));
+            if (engine.adapterCache) this.inc({ model }, pick(engine.adapterCache));
           }
         },
       });
