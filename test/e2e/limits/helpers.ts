@@ -1,7 +1,7 @@
 import { expect } from '@jest/globals';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { call, type TestAccount, type TestApp } from '../../helpers/app.js';
-import { parsePrometheusText, type MetricFamily } from '../../helpers/prometheus-text.js';
+import { scrapeMetrics } from '../../helpers/metrics.js';
 import { TINY_LLAMA, type TinySetup } from '../../helpers/tiny.js';
 import { upload } from '../../helpers/uploads.js';
 
@@ -37,13 +37,6 @@ export function runRaw(t: TestApp, account: TestAccount, model: string, body: un
     body: JSON.stringify(body),
     signal,
   });
-}
-
-/** The app's /metrics, parsed (it is served at the root, outside /client/v4). */
-export async function scrapeMetrics(t: TestApp): Promise<Map<string, MetricFamily>> {
-  const response = await fetch(`${t.baseUrl.replace(/\/client\/v4$/, '')}/metrics`);
-  expect(response.status).toBe(200);
-  return parsePrometheusText(await response.text());
 }
 
 /** The sum of a metric's samples whose labels include `labels` (0 when there is none yet). */

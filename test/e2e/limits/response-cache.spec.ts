@@ -51,6 +51,12 @@ describe('response cache', () => {
     }
   });
 
+  it('run options are not part of the key: the same request with options.rejectIfBusy is a HIT', async () => {
+    const body = { prompt: 'options aside', max_tokens: 5, temperature: 0 };
+    expect(await ask(CACHED, body)).toMatchObject({ status: 200, cache: 'MISS', generated: 1 });
+    expect(await ask(CACHED, { ...body, options: { rejectIfBusy: true } })).toMatchObject({ status: 200, cache: 'HIT', generated: 0 });
+  });
+
   it('keys on the prompt the engine sees: a bare prompt and its templated raw form share an entry', async () => {
     const bare = await ask(CACHED, { prompt: 'hi', max_tokens: 6, temperature: 0 });
     const raw = await ask(CACHED, { prompt: '<s>[INST] hi [/INST]', raw: true, max_tokens: 6, temperature: 0 });

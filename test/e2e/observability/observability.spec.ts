@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildTinyModel, TINY_MODELS } from '../../../src/formats/tiny-model.js';
 import { call, createAccount, startTestApp, type TestAccount, type TestApp } from '../../helpers/app.js';
+import { eventLoopStalls } from '../../helpers/metrics.js';
 import { parsePrometheusText, sampleValue } from '../../helpers/prometheus-text.js';
 import { TINY_GEMMA, TINY_LLAMA, tinySetup, type TinySetup } from '../../helpers/tiny.js';
 import { addLlamaVariants, idle, queuedRequests, readyFinetune, run, runRaw } from '../limits/helpers.js';
@@ -199,5 +200,19 @@ describe('/metrics', () => {
     // The aborted stream's tokens count too: the engine did that work.
     expect(sampleValue(metrics, 'inference_tokens_total', { model: SINGLE, kind: 'completion' })).toBeGreaterThan(0);
     expect(sampleValue(metrics, 'process_cpu_seconds_total')).toBeGreaterThan(0);
+  });
+});
+
+describe('event-loop delay', () => {
+  it('nodejs_eventloop_max_delay_seconds counts the seconds in which the loop stalled, so a window can be checked', async () => {
+    expect((await scrape(t)).get('nodejs_eventloop_max_delay_seconds')?.type).toBe('histogram');
+    // The app runs in this process: blocking it here stalls the app's loop.
+    const block = (ms: number) => {
+      const end = performance.now() + ms;
+      while (performance.now() < end);
+    };
+    expect(await eventLoopStalls(t, '0.25', () => block(600))).toBeGreaterThanOrEqual(1);
+    // A stall shorter than the bound does not count over it.
+    expect(await eventLoopStalls(t, '1', () => block(300))).toBe(0);
   });
 });

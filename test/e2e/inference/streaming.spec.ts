@@ -1,0 +1,141 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { EngineUnavailableError } from '../../../src/common/api-error.js';
+import type { GenerationResult } from '../../../src/inference/engine.js';
+import { RUN_FRAMING } from '../../../src/inference/sse.js';
+import { abortOnDisconnect, openEventStream, type Generate } from '../../../src/inference/streaming.js';
+import { createLogger, fastifyLogging } from '../../../src/observability/logging.js';
+import { chatFormat } from '../../../src/openai/formats.js';
+import { completionFraming } from '../../../src/openai/sse.js';
+
+/**
+ * The responder both dialects stream through, on a bare Fastify with the service's logging, so that what it
+ * logs can be read; generations here are scripted functions with the engine's contract (pieces, then a result
+ * or a failure, honouring the abort signal), since what is under test is the responder's handling of each.
+ */
+const lines: Record<string, unknown>[] = [];
+const capture = new Writable({
+  write(chunk: Buffer, _encoding, done) {
+    for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+    done();
+  },
+});
+
+const USAGE = { prompt_tokens: 2, completion_tokens: 2, total_tokens: 4 };
+const ok = (finishReason: GenerationResult['finishReason']): GenerationResult => ({ text: 'ab', usage: USAGE, finishReason });
+const tick = () => new Promise((resolve) => setTimeout(resolve, 5));
+
+/** Abort reasons the endless generation saw. */
+const aborted: unknown[] = [];
+
+/** Each route streams one scripted generation. */
+const generations: Record<string, Generate> = {
+  fine: async (_signal, onText) => {
+    onText('a');
+    await tick();
+    onText('b');
+    return ok('stop');
+  },
+  'fails-midway': async (_signal, onText) => {
+    onText('a');
+    await tick();
+    throw new EngineUnavailableError('the engine went away');
+  },
+  'fails-early': async () => {
+    await tick();
+    throw new EngineUnavailableError('the engine is not there');
+  },
+  endless: (signal, onText) =>
+    new Promise((resolve) => {
+      const timer = setInterval(() => onText('x'), 5);
+      signal.addEventListener('abort', () => {
+        clearInterval(timer);
+        aborted.push(signal.reason);
+        resolve(ok('aborted'));
+      });
+    }),
+};
+
+let server: FastifyInstance;
+let base: string;
+
+beforeAll(async () => {
+  // The aborted fetch's connection can outlive the test: close it rather than wait for it.
+  server = fastify({ ...fastifyLogging(createLogger('log', capture)), forceCloseConnections: true });
+  const route = (dialect: 'run' | 'openai') => async (request: FastifyRequest<{ Params: { name: string } }>, reply: FastifyReply) => {
+    const framing = dialect === 'run' ? RUN_FRAMING : completionFraming(chatFormat('m'), true, request);
+    const aborter = abortOnDisconnect(reply);
+    try {
+      return reply.send(await openEventStream(request, reply, aborter, generations[request.params.name]!, framing));
+    } catch (error) {
+      // Before any output: what the controllers let the error filter answer.
+      return reply.status((error as EngineUnavailableError).status).send({ failed: (error as Error).message });
+    }
+  };
+  server.get('/run/:name', route('run'));
+  server.get('/openai/:name', route('openai'));
+  await server.listen({ port: 0, host: '127.0.0.1' });
+  base = `http://127.0.0.1:${(server.server.address() as AddressInfo).port}`;
+});
+afterAll(() => server.close());
+
+const events = async (response: Response) =>
+  (await response.text())
+    .split('\n\n')
+    .filter(Boolean)
+    .map((block) => block.replace(/^data: /, ''));
+
+describe('openEventStream', () => {
+  it('streams the run dialect: pieces, usage, [DONE]', async () => {
+    const response = await fetch(`${base}/run/fine`);
+    expect(response.headers.get('content-type')).toBe('text/event-stream');
+    expect(await events(response)).toEqual(['{"response":"a"}', '{"response":"b"}', `{"response":"","usage":${JSON.stringify(USAGE)}}`, '[DONE]']);
+  });
+
+  it('streams the OpenAI dialect: opening, pieces, closing, usage, [DONE]', async () => {
+    const chunks = await events(await fetch(`${base}/openai/fine`));
+    expect(chunks.at(-1)).toBe('[DONE]');
+    const parsed = chunks.slice(0, -1).map((c) => JSON.parse(c));
+    expect(parsed.map((c) => c.choices[0]?.delta ?? null)).toEqual([{ role: 'assistant', content: '' }, { content: 'a' }, { content: 'b' }, {}, null]);
+    expect(parsed[3].choices[0].finish_reason).toBe('stop');
+    expect(parsed[4].usage).toEqual(USAGE);
+  });
+
+  it('a failure before any output is answered with its status, not a stream', async () => {
+    for (const dialect of ['run', 'openai']) {
+      const response = await fetch(`${base}/${dialect}/fails-early`);
+      expect(response.status).toBe(503);
+      expect(await response.json()).toEqual({ failed: 'the engine is not there' });
+    }
+  });
+
+  it('a failure after output ends the stream with the dialect error event and is logged with the request id', async () => {
+    const run = await fetch(`${base}/run/fails-midway`, { headers: { 'x-request-id': 'midway-run' } });
+    expect(run.status).toBe(200);
+    expect((await events(run)).map((e) => JSON.parse(e))).toEqual([
+      { response: 'a' },
+      { error: { code: 7003, message: 'the engine went away' } },
+    ]);
+    const openai = await fetch(`${base}/openai/fails-midway`, { headers: { 'x-request-id': 'midway-openai' } });
+    const last = JSON.parse((await events(openai)).at(-1)!);
+    expect(last).toEqual({ error: { message: 'the engine went away', type: 'server_error', param: null, code: '7003' } });
+
+    for (const id of ['midway-run', 'midway-openai']) {
+      const logged = lines.find((line) => line.request_id === id && line.level === 'error');
+      expect(logged).toMatchObject({ msg: 'generation failed after its event stream started', err: { message: 'the engine went away' } });
+    }
+  });
+
+  it('a client that disconnects aborts the generation', async () => {
+    const before = aborted.length;
+    const controller = new AbortController();
+    const response = await fetch(`${base}/run/endless`, { signal: controller.signal });
+    await response.body!.getReader().read();
+    controller.abort();
+    const deadline = Date.now() + 5_000;
+    while (aborted.length === before && Date.now() < deadline) await tick();
+    expect(aborted.length).toBe(before + 1);
+  });
+});
