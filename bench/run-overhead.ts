@@ -12,9 +12,8 @@
  *                             repeat rounds of M until at least 0.5 s has passed, so their rate is not a blip
  *   --warmup W                untimed requests per level and scenario first (default 500: JIT, token and lora caches)
  *   --memoize-ajv             what-if: make Ajv#compile reuse the validator of an identical schema (keyed by its JSON).
- *                             src/inference/run-input.ts caches validators in a WeakMap keyed by the schema object, but
- *                             branchFor() builds a new object per request, so every request compiles a validator (and
- *                             Ajv keeps each one: memory grows). This models the fix without touching src/.
+ *                             src/inference/run-input.ts already compiles once per model input schema and branch, so
+ *                             this should change nothing now; it stays as a check that no per-request compile is back.
  *   --skip-usage-records      what-if: UsageRecorder#record does nothing, so no usage batches are written (Prisma
  *                             createMany of up to 500 rows, every second): shows what recording usage costs.
  *
@@ -22,12 +21,12 @@
  * the service (as test/helpers/app.ts does), then replaces EngineRegistry.get for the tiny llama with a ZeroEngine
  * (monkeypatching the app's instance; src/ is untouched). It creates an account and a ready finetune (the tiny llama
  * sample adapter uploaded through the API), so `lora` resolution runs for real: the database on first use, then
- * RunService's 10 s cache. Two scenarios, the same body each time: `base` (no lora) and `lora` (lora by name).
+ * AdapterResolver's 10 s cache. Two scenarios, the same body each time: `base` (no lora) and `lora` (lora by name).
  *
  * Levels, timed per request, interleaved request by request (rotating order) so they share the machine's state:
  *   engine   engine.generate() with the request RunService.prepare made once (the floor: the "direct" figure)
- *   service  RunService.prepare(account, model, body) + RunService.answer() (as RunController does): ajv, lora, template,
- *            context and rate limits, semaphore, usage recording
+ *   service  RunService.prepare(account, model, body) + RunService.answer() (as RunController does): ajv, lora
+ *            (AdapterResolver), template, ModelGates (context and rate limits, the concurrency slot), usage recording
  *   bare     a plain node:http server in this process: read body, JSON.parse, engine.generate, JSON.stringify; what
  *            loopback HTTP + the client cost with no framework at all (not part of the targets; a reference)
  *   http     POST /client/v4/accounts/{id}/ai/run/{model} over loopback, node:http keep-alive Agent
