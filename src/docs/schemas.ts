@@ -142,6 +142,13 @@ export class ChatMessageSchema {
   @ApiProperty() content!: string;
 }
 
+/** Cloudflare's run options: not model input, so no model schema sees them; keys other than these are ignored. */
+@ApiSchema({ name: 'RunOptions' })
+export class RunOptionsSchema {
+  @ApiPropertyOptional({ description: 'refuse with 429 at once, rather than queue, when the model has no free generation slot', default: false })
+  rejectIfBusy?: boolean;
+}
+
 /**
  * The fields every text-generation model shares. A model's own input schema (`GET .../ai/models/schema?model=`)
  * is what the body is validated against: it decides the bounds and may accept more fields.
@@ -167,4 +174,5 @@ export class RunRequestSchema {
     description: 'a finetune id (own or public), else the caller\'s finetune of that name, else a public one of that name',
   })
   lora?: string;
+  @ApiPropertyOptional({ type: () => RunOptionsSchema }) options?: RunOptionsSchema;
 }
