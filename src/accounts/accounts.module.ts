@@ -1,13 +1,14 @@
 import { Module } from '@nestjs/common';
-import { AccountAuthGuard } from './account-auth.guard.js';
+import { APP_GUARD, DiscoveryModule } from '@nestjs/core';
 import { AccountsRepository } from './accounts.repository.js';
 import { AccountsService } from './accounts.service.js';
 import { AdminAccountsController } from './admin-accounts.controller.js';
-import { AdminGuard } from './admin.guard.js';
+import { AuthGuard, RouteAuthCheck } from './auth.guard.js';
 
+/** Accounts, API tokens and the authentication of every route (the global AuthGuard). */
 @Module({
+  imports: [DiscoveryModule],
   controllers: [AdminAccountsController],
-  providers: [AccountsRepository, AccountsService, AccountAuthGuard, AdminGuard],
-  exports: [AccountsService, AccountAuthGuard, AdminGuard],
+  providers: [AccountsRepository, AccountsService, RouteAuthCheck, { provide: APP_GUARD, useClass: AuthGuard }],
 })
 export class AccountsModule {}

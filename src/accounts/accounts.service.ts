@@ -1,17 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { NotFoundError } from '../common/api-error.js';
 import { AccountsRepository } from './accounts.repository.js';
+import { mapAccount, mapCreatedToken, type AccountResponseDto, type ApiTokenResponseDto } from './dto.js';
 import { generateAccountId, generateTokenSecret, hashSecret } from './secrets.js';
 
 /** How long a verified token is trusted without asking the database again. */
 const TOKEN_CACHE_TTL_MS = 60_000;
 const TOKEN_CACHE_MAX = 10_000;
-
-export interface AccountView {
-  id: string;
-  name: string;
-  created_at: string;
-}
 
 @Injectable()
 export class AccountsService {
@@ -19,24 +14,22 @@ export class AccountsService {
 
   constructor(private readonly accounts: AccountsRepository) {}
 
-  async createAccount(name: string): Promise<AccountView> {
-    const account = await this.accounts.createAccount(generateAccountId(), name);
-    return { id: account.id, name: account.name, created_at: account.createdAt.toISOString() };
+  async createAccount(name: string): Promise<AccountResponseDto> {
+    return mapAccount(await this.accounts.createAccount(generateAccountId(), name));
   }
 
-  async listAccounts(): Promise<AccountView[]> {
-    const accounts = await this.accounts.listAccounts();
-    return accounts.map((a) => ({ id: a.id, name: a.name, created_at: a.createdAt.toISOString() }));
+  async listAccounts(): Promise<AccountResponseDto[]> {
+    return (await this.accounts.listAccounts()).map(mapAccount);
   }
 
   /** Creates a token; its secret is returned here once and only its hash is kept. */
-  async createToken(accountId: string, name: string) {
+  async createToken(accountId: string, name: string): Promise<ApiTokenResponseDto> {
     if (!(await this.accounts.findAccount(accountId))) {
       throw new NotFoundError(`account ${accountId} not found`, 7000);
     }
     const value = generateTokenSecret();
     const token = await this.accounts.createToken(accountId, name, hashSecret(value));
-    return { id: token.id, name: token.name, account_id: accountId, value, created_at: token.createdAt.toISOString() };
+    return mapCreatedToken(token, value);
   }
 
   /** The account a bearer secret belongs to, or null. Cached briefly to keep the hot path off the database. */

@@ -1,5 +1,7 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty, ApiSchema } from '@nestjs/swagger';
 import { IsString, Length, Matches } from 'class-validator';
+import { ACCOUNT_ID_PROPERTY, DATE_TIME_PROPERTY } from '../docs/properties.js';
+import type { Account, ApiToken } from '../generated/prisma/client.js';
 
 export class CreateAccountDto {
   @ApiProperty({ minLength: 1, maxLength: 128, example: 'acme' })
@@ -19,4 +21,29 @@ export class AccountParams {
   @ApiProperty({ pattern: '^[0-9a-f]{32}$', description: 'the account id: 32 lowercase hexadecimal characters' })
   @Matches(/^[0-9a-f]{32}$/, { message: 'account_id must be 32 lowercase hexadecimal characters' })
   account_id!: string;
+}
+
+@ApiSchema({ name: 'Account' })
+export class AccountResponseDto {
+  @ApiProperty(ACCOUNT_ID_PROPERTY) id!: string;
+  @ApiProperty({ example: 'acme' }) name!: string;
+  @ApiProperty(DATE_TIME_PROPERTY) created_at!: string;
+}
+
+export function mapAccount(account: Account): AccountResponseDto {
+  return { id: account.id, name: account.name, created_at: account.createdAt.toISOString() };
+}
+
+@ApiSchema({ name: 'ApiToken', description: 'An API token; `value` is returned only when the token is created.' })
+export class ApiTokenResponseDto {
+  @ApiProperty({ format: 'uuid' }) id!: string;
+  @ApiProperty({ example: 'laptop' }) name!: string;
+  @ApiProperty(ACCOUNT_ID_PROPERTY) account_id!: string;
+  @ApiProperty({ description: 'the bearer secret; only its hash is stored' }) value!: string;
+  @ApiProperty(DATE_TIME_PROPERTY) created_at!: string;
+}
+
+/** The token as created: the only answer that carries its secret. */
+export function mapCreatedToken(token: ApiToken, value: string): ApiTokenResponseDto {
+  return { id: token.id, name: token.name, account_id: token.accountId, value, created_at: token.createdAt.toISOString() };
 }

@@ -1,19 +1,18 @@
-import { Controller, HttpCode, Param, Post, Req, UseGuards } from '@nestjs/common';
+import { Controller, HttpCode, Param, Post, Req } from '@nestjs/common';
 import { ApiBody, ApiConsumes, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
-import { AccountAuthGuard } from '../accounts/account-auth.guard.js';
+import { Authenticated } from '../accounts/auth.decorators.js';
 import { ValidationError } from '../common/api-error.js';
-import { ApiAccountAuth, ApiErrors, ApiResult } from '../docs/decorators.js';
+import { ApiErrors, ApiResult } from '../docs/decorators.js';
 import { ADAPTER_WARNING } from '../docs/error-codes.js';
-import { FinetuneAssetSchema } from '../docs/schemas.js';
 import { FinetuneParams } from '../finetunes/dto.js';
 import { AdapterAssetsService } from './adapter-assets.service.js';
 import { ADAPTER_FILES } from './adapter-inspector.js';
+import { FinetuneAssetResponseDto } from './dto.js';
 
 @Controller('accounts/:account_id/ai/finetunes')
-@UseGuards(AccountAuthGuard)
+@Authenticated('account')
 @ApiTags('finetunes')
-@ApiAccountAuth()
 export class AdapterAssetsController {
   constructor(private readonly assets: AdapterAssetsService) {}
 
@@ -37,7 +36,7 @@ export class AdapterAssetsController {
       },
     },
   })
-  @ApiResult(FinetuneAssetSchema, { description: `the stored file; \`messages\` may carry warnings (code ${ADAPTER_WARNING.code})` })
+  @ApiResult(FinetuneAssetResponseDto, { description: `the stored file; \`messages\` may carry warnings (code ${ADAPTER_WARNING.code})` })
   @ApiErrors('validation', 'adapterRejected', 'finetuneNotFound', 'finetuneReady', 'fileTooLarge', 'storageUnavailable')
   async upload(@Param() params: FinetuneParams, @Req() request: FastifyRequest) {
     if (!request.isMultipart()) {

@@ -17,35 +17,16 @@ import { assetKey, ObjectStorage } from '../storage/object-storage.js';
 import { OrphanObjectsService } from '../storage/orphan-objects.service.js';
 import { ADAPTER_FILES, AdapterInspector, type InspectedFile } from './adapter-inspector.js';
 import { AdapterAssetsRepository } from './adapter-assets.repository.js';
+import { mapAsset, type FinetuneAssetResponseDto } from './dto.js';
 
 /** Envelope `messages` code for an adapter accepted with a warning. */
 export const ADAPTER_WARNING_CODE = 3046;
-
-export interface AssetView {
-  id: string;
-  finetune_id: string;
-  file_name: string;
-  bytes: number;
-  sha256: string;
-  created_at: string;
-}
 
 /** What validation kept of a file, stored with its row so the counterpart can be checked without a download. */
 type AssetSummary = { config_json: string } | { header: SafetensorsHeader };
 
 interface StagedFile extends InspectedFile {
   stagingKey: string;
-}
-
-function toAssetView(asset: FinetuneAsset): AssetView {
-  return {
-    id: asset.id,
-    finetune_id: asset.finetuneId,
-    file_name: asset.fileName,
-    bytes: Number(asset.bytes),
-    sha256: asset.sha256,
-    created_at: asset.createdAt.toISOString(),
-  };
 }
 
 function parseConfig(text: string | Buffer, model: ModelDefinition): { config: PeftLoraConfig; warnings: string[] } {
@@ -84,7 +65,7 @@ export class AdapterAssetsService {
    * Streams one asset of a multipart form to storage while validating it, then records it; the
    * finetune becomes ready once both files are present and agree with each other and the base model.
    */
-  async upload(accountId: string, idOrName: string, parts: AsyncIterableIterator<Multipart>): Promise<WithMessages<AssetView>> {
+  async upload(accountId: string, idOrName: string, parts: AsyncIterableIterator<Multipart>): Promise<WithMessages<FinetuneAssetResponseDto>> {
     const finetune = await this.finetunes.getOwn(accountId, idOrName);
     if (finetune.status === 'ready') throw immutable(finetune);
     const model = this.catalog.getLoraBase(finetune.model);
@@ -113,7 +94,7 @@ export class AdapterAssetsService {
       const warnings = staged.file === 'adapter_config.json' ? parseConfig(staged.content!, model).warnings : [];
       const asset = await this.commit(accountId, finetune, model, staged);
       this.metrics.countUpload(staged.file, staged.bytes);
-      return new WithMessages(toAssetView(asset), warnings.map((message) => ({ code: ADAPTER_WARNING_CODE, message })));
+      return new WithMessages(mapAsset(asset), warnings.map((message) => ({ code: ADAPTER_WARNING_CODE, message })));
     } finally {
       if (staged) await this.storage.delete(staged.stagingKey).catch((error) => this.logger.warn(`staging cleanup: ${error}`));
     }

@@ -1,12 +1,11 @@
 import { Module } from '@nestjs/common';
-import { AccountsModule } from '../accounts/accounts.module.js';
 import { FinetunesModule } from '../finetunes/finetunes.module.js';
 import { AdapterAssetsController } from './adapter-assets.controller.js';
 import { AdapterAssetsRepository } from './adapter-assets.repository.js';
 import { AdapterAssetsService } from './adapter-assets.service.js';
 
 @Module({
-  imports: [AccountsModule, FinetunesModule],
+  imports: [FinetunesModule],
   controllers: [AdapterAssetsController],
   providers: [AdapterAssetsRepository, AdapterAssetsService],
   exports: [AdapterAssetsService],

@@ -1,29 +1,4 @@
-import type { ModelDefinition, ModelProperty, ModelTask } from './model-definition.js';
-
-/** The public shape of a model, as Cloudflare's model search returns it. */
-export interface ModelCard {
-  id: string;
-  /** Cloudflare's source id; 1 is its own catalog, the only one here. */
-  source: 1;
-  name: string;
-  description: string;
-  task: ModelTask;
-  tags: string[];
-  properties: ModelProperty[];
-}
-
-/** Only the card fields: engine paths, limits and other internals stay server-side. */
-export function toModelCard(def: ModelDefinition): ModelCard {
-  return {
-    id: def.id,
-    source: 1,
-    name: def.name,
-    description: def.description,
-    task: { id: def.task.id, name: def.task.name, description: def.task.description },
-    tags: [...def.tags],
-    properties: def.properties.map((p) => ({ property_id: p.property_id, value: p.value })),
-  };
-}
+import type { ModelDefinition } from './model-definition.js';
 
 /**
  * Query of `GET /accounts/{account_id}/ai/models/search`, as in Cloudflare's API reference

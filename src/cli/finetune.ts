@@ -1,4 +1,4 @@
-import type { FinetuneView } from '../finetunes/finetunes.service.js';
+import type { FinetuneResponseDto } from '../finetunes/dto.js';
 import { checkAdapterFolder, type LocalFile } from './adapter-folder.js';
 import type { Answer, ApiClient } from './client.js';
 import type { CliIo, Command } from './command.js';
@@ -15,7 +15,7 @@ function warn(io: CliIo, answer: Answer<unknown>): void {
   for (const message of answer.messages) io.stderr.write(`warning: ${message.message} (code ${message.code})\n`);
 }
 
-function printFinetune(io: CliIo, finetune: FinetuneView): void {
+function printFinetune(io: CliIo, finetune: FinetuneResponseDto): void {
   io.stdout.write(
     formatFields([
       ['id', finetune.id],
@@ -61,7 +61,7 @@ export const finetuneCreate: Command = {
     const client = connect(values, io.env);
     const files = await checkAdapterFolder(folder);
     const body = { model, name, description: values.description, public: values.public };
-    const { result: created } = await client.call<FinetuneView>('POST', '/finetunes', body);
+    const { result: created } = await client.call<FinetuneResponseDto>('POST', '/finetunes', body);
     try {
       await uploadFile(client, io, created.id, files.config, false);
       await uploadFile(client, io, created.id, files.weights, true);
@@ -69,7 +69,7 @@ export const finetuneCreate: Command = {
       if (error instanceof CliError) error.hint = await rollBack(client, created);
       throw error;
     }
-    if (values.json) printJson(io, (await client.call<FinetuneView>('GET', `/finetunes/${created.id}`)).result);
+    if (values.json) printJson(io, (await client.call<FinetuneResponseDto>('GET', `/finetunes/${created.id}`)).result);
     else io.stdout.write(`${created.id}\n`);
   },
 };
@@ -78,7 +78,7 @@ export const finetuneCreate: Command = {
  * All or nothing: a finetune whose files were refused is deleted, so the name is free for the corrected adapter
  * (there is no separate upload command to complete a pending one).
  */
-async function rollBack(client: ApiClient, finetune: FinetuneView): Promise<string> {
+async function rollBack(client: ApiClient, finetune: FinetuneResponseDto): Promise<string> {
   try {
     await client.call('DELETE', `/finetunes/${finetune.id}`);
     return `finetune "${finetune.name}" was not kept; fix the adapter folder and run the command again`;
@@ -94,7 +94,7 @@ export const finetuneList: Command = {
   async run(args, io) {
     const { values, positionals: rest } = parseCommand(args, JSON_OPTION);
     positionals(rest, [], this.usage);
-    const { result } = await connect(values, io.env).call<FinetuneView[]>('GET', '/finetunes');
+    const { result } = await connect(values, io.env).call<FinetuneResponseDto[]>('GET', '/finetunes');
     if (values.json) return void printJson(io, result);
     const rows = result.map((f) => [f.id, f.name, f.model, f.status, f.public ? 'yes' : 'no', formatTime(f.created_at)]);
     io.stdout.write(formatTable(['id', 'name', 'model', 'status', 'public', 'created'], rows));
@@ -108,7 +108,7 @@ export const finetuneGet: Command = {
   async run(args, io) {
     const { values, positionals: rest } = parseCommand(args, JSON_OPTION);
     const [idOrName] = positionals(rest, ['<id_or_name>'], this.usage);
-    const { result } = await connect(values, io.env).call<FinetuneView>('GET', `/finetunes/${encodeURIComponent(idOrName)}`);
+    const { result } = await connect(values, io.env).call<FinetuneResponseDto>('GET', `/finetunes/${encodeURIComponent(idOrName)}`);
     if (values.json) printJson(io, result);
     else printFinetune(io, result);
   },
@@ -121,7 +121,7 @@ export const finetuneDelete: Command = {
   async run(args, io) {
     const { values, positionals: rest } = parseCommand(args, JSON_OPTION);
     const [idOrName] = positionals(rest, ['<id_or_name>'], this.usage);
-    const { result } = await connect(values, io.env).call<FinetuneView>('DELETE', `/finetunes/${encodeURIComponent(idOrName)}`);
+    const { result } = await connect(values, io.env).call<FinetuneResponseDto>('DELETE', `/finetunes/${encodeURIComponent(idOrName)}`);
     if (values.json) printJson(io, result);
     else io.stdout.write(`deleted ${result.name} (${result.id})\n`);
   },

@@ -1,4 +1,4 @@
-import type { ModelCard } from '../catalog/model-card.js';
+import type { ModelCardResponseDto as ModelCard } from '../catalog/dto.js';
 import type { Command } from './command.js';
 import { formatTable } from './format.js';
 import { connect, parseCommand, positionals } from './options.js';

@@ -1,12 +1,11 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { DocumentBuilder, getSchemaPath, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
+import { ApiProperty, ApiSchema, DocumentBuilder, getSchemaPath, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
 import { createReadStream, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { failure } from '../common/envelope.js';
 import { ADMIN_TOKEN_AUTH, API_TOKEN_AUTH, ENVELOPE, ERROR_ENVELOPE } from './decorators.js';
 import { API_ERRORS, errorCodesTable } from './error-codes.js';
-import { EnvelopeMessageSchema } from './schemas.js';
 
 /** Under the API prefix, so that whatever routes `/client/v4` to the service also serves its description. */
 export const OPENAPI_JSON_PATH = 'openapi.json';
@@ -26,6 +25,12 @@ Authentication: \`Authorization: Bearer <token>\`, with an account's API token f
 Error codes:
 
 ${errorCodesTable()}`;
+
+@ApiSchema({ name: 'EnvelopeMessage' })
+class EnvelopeMessageSchema {
+  @ApiProperty({ type: 'integer', example: 3037 }) code!: number;
+  @ApiProperty({ example: 'finetune "support-bot" not found' }) message!: string;
+}
 
 const messages = { type: 'array', items: { $ref: getSchemaPath(EnvelopeMessageSchema) } };
 

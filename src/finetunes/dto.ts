@@ -1,6 +1,8 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
 import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Length, Matches, Max, Min, NotContains } from 'class-validator';
+import { DATE_TIME_PROPERTY } from '../docs/properties.js';
+import type { Finetune } from '../generated/prisma/client.js';
 
 export const FINETUNE_NAME_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 
@@ -65,4 +67,30 @@ export class ListPublicQuery {
     message: `orderBy must be one of ${PUBLIC_ORDER_COLUMNS.join(', ')}, optionally prefixed with "-" for descending order`,
   })
   orderBy?: string;
+}
+
+@ApiSchema({ name: 'Finetune' })
+export class FinetuneResponseDto {
+  @ApiProperty({ format: 'uuid' }) id!: string;
+  @ApiProperty({ example: 'support-bot' }) name!: string;
+  @ApiProperty({ example: '@cf/meta-llama/llama-2-7b-chat-hf-lora' }) model!: string;
+  @ApiProperty() description!: string;
+  @ApiProperty() public!: boolean;
+  @ApiProperty({ enum: ['pending', 'ready'], description: '`ready` once both files are uploaded and agree with each other and the model' })
+  status!: 'pending' | 'ready';
+  @ApiProperty(DATE_TIME_PROPERTY) created_at!: string;
+  @ApiProperty(DATE_TIME_PROPERTY) modified_at!: string;
+}
+
+export function mapFinetune(finetune: Finetune): FinetuneResponseDto {
+  return {
+    id: finetune.id,
+    name: finetune.name,
+    model: finetune.model,
+    description: finetune.description,
+    public: finetune.public,
+    status: finetune.status,
+    created_at: finetune.createdAt.toISOString(),
+    modified_at: finetune.modifiedAt.toISOString(),
+  };
 }

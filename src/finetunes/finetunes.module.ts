@@ -1,12 +1,10 @@
 import { Module } from '@nestjs/common';
-import { AccountsModule } from '../accounts/accounts.module.js';
 import { FinetuneEvents } from './finetune-events.js';
 import { FinetunesController } from './finetunes.controller.js';
 import { FinetunesRepository } from './finetunes.repository.js';
 import { FinetunesService } from './finetunes.service.js';
 
 @Module({
-  imports: [AccountsModule],
   controllers: [FinetunesController],
   providers: [FinetunesRepository, FinetunesService, FinetuneEvents],
   exports: [FinetunesService, FinetuneEvents],

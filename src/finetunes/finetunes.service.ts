@@ -4,33 +4,9 @@ import { Prisma } from '../generated/prisma/client.js';
 import { ConflictError, NotFoundError, TooManyRequestsError } from '../common/api-error.js';
 import { CatalogService } from '../catalog/catalog.service.js';
 import { OrphanObjectsService } from '../storage/orphan-objects.service.js';
-import type { CreateFinetuneDto, ListPublicQuery } from './dto.js';
+import { mapFinetune, type CreateFinetuneDto, type FinetuneResponseDto, type ListPublicQuery } from './dto.js';
 import { FinetuneEvents } from './finetune-events.js';
 import { FinetunesRepository, type PublicOrder } from './finetunes.repository.js';
-
-export interface FinetuneView {
-  id: string;
-  name: string;
-  model: string;
-  description: string;
-  public: boolean;
-  status: 'pending' | 'ready';
-  created_at: string;
-  modified_at: string;
-}
-
-export function toFinetuneView(finetune: Finetune): FinetuneView {
-  return {
-    id: finetune.id,
-    name: finetune.name,
-    model: finetune.model,
-    description: finetune.description,
-    public: finetune.public,
-    status: finetune.status,
-    created_at: finetune.createdAt.toISOString(),
-    modified_at: finetune.modifiedAt.toISOString(),
-  };
-}
 
 const ORDER_COLUMNS: Record<string, PublicOrder['column']> = {
   created_at: 'createdAt',
@@ -51,7 +27,7 @@ export class FinetunesService {
     private readonly events: FinetuneEvents,
   ) {}
 
-  async create(accountId: string, input: CreateFinetuneDto): Promise<FinetuneView> {
+  async create(accountId: string, input: CreateFinetuneDto): Promise<FinetuneResponseDto> {
     const model = this.catalog.getLoraBase(input.model);
     const max = model.limits.max_finetunes_per_account;
     let created: Finetune | null;
@@ -69,18 +45,18 @@ export class FinetunesService {
     if (!created) {
       throw new TooManyRequestsError(`this account already has ${max} finetunes for ${model.name}, the most allowed`, 3043);
     }
-    return toFinetuneView(created);
+    return mapFinetune(created);
   }
 
-  async listOwn(accountId: string): Promise<FinetuneView[]> {
-    return (await this.finetunes.listOwn(accountId)).map(toFinetuneView);
+  async listOwn(accountId: string): Promise<FinetuneResponseDto[]> {
+    return (await this.finetunes.listOwn(accountId)).map(mapFinetune);
   }
 
-  async listPublic(query: ListPublicQuery): Promise<FinetuneView[]> {
+  async listPublic(query: ListPublicQuery): Promise<FinetuneResponseDto[]> {
     const orderBy = query.orderBy ?? '-created_at';
     const descending = orderBy.startsWith('-');
     const order: PublicOrder = { column: ORDER_COLUMNS[descending ? orderBy.slice(1) : orderBy]!, direction: descending ? 'desc' : 'asc' };
-    return (await this.finetunes.listPublic(query.limit ?? 100, query.offset ?? 0, order)).map(toFinetuneView);
+    return (await this.finetunes.listPublic(query.limit ?? 100, query.offset ?? 0, order)).map(mapFinetune);
   }
 
   /** Own (by id or name) or public (by id, then by name); anything else is 404 so existence is not confirmed. */
@@ -96,12 +72,12 @@ export class FinetunesService {
     return finetune;
   }
 
-  async delete(accountId: string, idOrName: string): Promise<FinetuneView> {
+  async delete(accountId: string, idOrName: string): Promise<FinetuneResponseDto> {
     const finetune = await this.getOwn(accountId, idOrName);
     const keys = await this.finetunes.deleteRecordingOrphans(finetune.id);
     this.events.deleted(finetune.id);
     // A storage failure here is not the caller's: the keys stay recorded and the sweep retries them.
     await this.orphans.remove(keys);
-    return toFinetuneView(finetune);
+    return mapFinetune(finetune);
   }
 }

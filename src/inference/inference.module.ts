@@ -1,5 +1,4 @@
 import { Module } from '@nestjs/common';
-import { AccountsModule } from '../accounts/accounts.module.js';
 import { AdaptersModule } from '../adapters/adapters.module.js';
 import { FinetunesModule } from '../finetunes/finetunes.module.js';
 import { LimitsModule } from '../limits/limits.module.js';
@@ -11,7 +10,7 @@ import { RunController } from './run.controller.js';
 import { RunService } from './run.service.js';
 
 @Module({
-  imports: [AccountsModule, FinetunesModule, AdaptersModule, LimitsModule, UsageModule],
+  imports: [FinetunesModule, AdaptersModule, LimitsModule, UsageModule],
   controllers: [RunController],
   providers: [EngineRegistry, AdapterResolver, RunService, InferenceMetrics],
   exports: [RunService],

@@ -1,8 +1,8 @@
-import { Body, Controller, HttpCode, Param, Post, Req, Res, UseGuards } from '@nestjs/common';
+import { Body, Controller, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { AccountAuthGuard } from '../accounts/account-auth.guard.js';
-import { ApiAccountAuth, ApiRun } from '../docs/decorators.js';
+import { Authenticated } from '../accounts/auth.decorators.js';
+import { ApiRun } from './dto.js';
 import { RunService } from './run.service.js';
 import { RUN_FRAMING } from './sse.js';
 import { abortOnDisconnect, openEventStream } from './streaming.js';
@@ -11,9 +11,8 @@ import { abortOnDisconnect, openEventStream } from './streaming.js';
 const CACHE_STATUS_HEADER = 'cf-aig-cache-status';
 
 @Controller('accounts/:account_id/ai/run')
-@UseGuards(AccountAuthGuard)
+@Authenticated('account')
 @ApiTags('inference')
-@ApiAccountAuth()
 export class RunController {
   constructor(private readonly runs: RunService) {}
 

@@ -1,22 +1,20 @@
-import { Body, Controller, Get, HttpCode, Param, Put, UseGuards } from '@nestjs/common';
-import { AdminGuard } from '../accounts/admin.guard.js';
+import { Body, Controller, Get, HttpCode, Param, Put } from '@nestjs/common';
+import { Authenticated } from '../accounts/auth.decorators.js';
 import { AccountParams } from '../accounts/dto.js';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
-import { ApiAdminAuth, ApiErrors, ApiResult } from '../docs/decorators.js';
-import { LimitOverrideSchema } from '../docs/schemas.js';
-import { SetLimitDto } from './dto.js';
+import { ApiErrors, ApiResult } from '../docs/decorators.js';
+import { LimitOverrideResponseDto, SetLimitDto } from './dto.js';
 import { RateLimiter } from './rate-limiter.service.js';
 
 @Controller('admin/accounts/:account_id/limits')
-@UseGuards(AdminGuard)
+@Authenticated('admin')
 @ApiTags('admin')
-@ApiAdminAuth()
 export class AdminLimitsController {
   constructor(private readonly rateLimiter: RateLimiter) {}
 
   @Get()
   @ApiOperation({ summary: "An account's requests-per-minute overrides" })
-  @ApiResult(LimitOverrideSchema, { isArray: true, description: 'one entry per overridden model' })
+  @ApiResult(LimitOverrideResponseDto, { isArray: true, description: 'one entry per overridden model' })
   @ApiErrors('validation')
   list(@Param() params: AccountParams) {
     return this.rateLimiter.overridesOf(params.account_id);
@@ -25,7 +23,7 @@ export class AdminLimitsController {
   @Put()
   @HttpCode(200)
   @ApiOperation({ summary: "Set or remove an account's requests-per-minute override for a model" })
-  @ApiResult(LimitOverrideSchema, { description: 'the override and the limit that now applies' })
+  @ApiResult(LimitOverrideResponseDto, { description: 'the override and the limit that now applies' })
   @ApiErrors('validation', 'notFound')
   set(@Param() params: AccountParams, @Body() body: SetLimitDto) {
     return this.rateLimiter.setOverride(params.account_id, body.model, body.max_requests_per_min);

@@ -1,5 +1,4 @@
 import { Module } from '@nestjs/common';
-import { AccountsModule } from '../accounts/accounts.module.js';
 import { AdminLimitsController } from './admin-limits.controller.js';
 import { LimitsRepository } from './limits.repository.js';
 import { ModelGates } from './model-gates.service.js';
@@ -7,7 +6,6 @@ import { RateLimiter } from './rate-limiter.service.js';
 import { ResponseCache } from './response-cache.js';
 
 @Module({
-  imports: [AccountsModule],
   controllers: [AdminLimitsController],
   providers: [LimitsRepository, RateLimiter, ModelGates, { provide: ResponseCache, useFactory: () => new ResponseCache() }],
   exports: [ModelGates, ResponseCache],

@@ -1,5 +1,6 @@
 import { Controller, Get, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
+import { Public } from '../accounts/auth.decorators.js';
 import { MetricsService } from './metrics.service.js';
 import { ReadinessService } from './readiness.service.js';
 
@@ -8,6 +9,7 @@ export const OBSERVABILITY_PATHS = ['healthz', 'readyz', 'metrics'];
 
 /** Unauthenticated, for orchestrators and Prometheus: keep these paths off the public network. */
 @Controller()
+@Public()
 export class ObservabilityController {
   constructor(
     private readonly metrics: MetricsService,

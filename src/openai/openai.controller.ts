@@ -1,5 +1,6 @@
-import { All, Body, Controller, Get, HttpCode, Post, Req, Res, UseGuards } from '@nestjs/common';
+import { All, Body, Controller, Get, HttpCode, Post, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Authenticated, Caller } from '../accounts/auth.decorators.js';
 import { NotFoundError } from '../common/api-error.js';
 import { RunService, type PreparedRun } from '../inference/run.service.js';
 import { abortOnDisconnect, openEventStream } from '../inference/streaming.js';
@@ -7,14 +8,13 @@ import { ChatCompletionRequestDto, CompletionRequestDto, type CompletionFieldsDt
 import { chatFormat, textFormat, type CompletionFormat } from './formats.js';
 import { OpenAiService } from './openai.service.js';
 import { completionFraming } from './sse.js';
-import { CallerAccount, TokenAuthGuard } from './token-auth.guard.js';
 
 /** Where OpenAI's clients expect the API: at the root, outside the `client/v4` prefix (setGlobalPrefix's `exclude`). */
 export const OPENAI_PATHS = ['v1/{*path}'];
 
 /** OpenAI's API for clients of vLLM and LoRAX; answers are OpenAI's JSON, not the envelope, so handlers send them. */
 @Controller('v1')
-@UseGuards(TokenAuthGuard)
+@Authenticated('token')
 export class OpenAiController {
   constructor(
     private readonly openai: OpenAiService,
@@ -22,14 +22,14 @@ export class OpenAiController {
   ) {}
 
   @Get('models')
-  async models(@CallerAccount() accountId: string, @Res() reply: FastifyReply): Promise<void> {
+  async models(@Caller('accountId') accountId: string, @Res() reply: FastifyReply): Promise<void> {
     void reply.send(await this.openai.listModels(accountId));
   }
 
   @Post('chat/completions')
   @HttpCode(200)
   async chat(
-    @CallerAccount() accountId: string,
+    @Caller('accountId') accountId: string,
     @Body() body: ChatCompletionRequestDto,
     @Req() request: FastifyRequest,
     @Res() reply: FastifyReply,
@@ -41,7 +41,7 @@ export class OpenAiController {
   @Post('completions')
   @HttpCode(200)
   async completions(
-    @CallerAccount() accountId: string,
+    @Caller('accountId') accountId: string,
     @Body() body: CompletionRequestDto,
     @Req() request: FastifyRequest,
     @Res() reply: FastifyReply,

@@ -1,6 +1,6 @@
-import { ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { IsIn, IsISO8601, IsOptional } from 'class-validator';
-import type { UsageGrouping } from './usage.repository.js';
+import type { UsageGrouping, UsageTotalsRow } from './usage.repository.js';
 
 export const USAGE_GROUPINGS: readonly UsageGrouping[] = ['model', 'finetune', 'day'];
 
@@ -27,4 +27,24 @@ export class UsageQuery {
   @IsOptional()
   @IsIn(USAGE_GROUPINGS, { message: `group_by must be one of ${USAGE_GROUPINGS.join(', ')}` })
   group_by?: UsageGrouping;
+}
+
+@ApiSchema({ name: 'UsageTotals' })
+export class UsageTotalsResponseDto {
+  @ApiProperty({
+    type: 'string',
+    nullable: true,
+    description: 'the model name, the finetune id (null for the base model) or the UTC day `YYYY-MM-DD`; null without `group_by`',
+  })
+  key!: string | null;
+  @ApiProperty({ type: 'integer' }) requests!: number;
+  @ApiProperty({ type: 'integer' }) cache_hits!: number;
+  @ApiProperty({ type: 'integer' }) prompt_tokens!: number;
+  @ApiProperty({ type: 'integer' }) completion_tokens!: number;
+  @ApiProperty({ type: 'integer' }) total_tokens!: number;
+  @ApiProperty({ type: 'number' }) neurons!: number;
+}
+
+export function mapUsageTotals(row: UsageTotalsRow): UsageTotalsResponseDto {
+  return { ...row, total_tokens: row.prompt_tokens + row.completion_tokens };
 }

@@ -1,12 +1,10 @@
 import { Module } from '@nestjs/common';
-import { AccountsModule } from '../accounts/accounts.module.js';
 import { AdminUsageController, UsageController } from './usage.controller.js';
 import { UsageRecorder } from './usage-recorder.service.js';
 import { UsageRepository } from './usage.repository.js';
 import { UsageService } from './usage.service.js';
 
 @Module({
-  imports: [AccountsModule],
   controllers: [UsageController, AdminUsageController],
   providers: [UsageRepository, UsageRecorder, UsageService],
   exports: [UsageRecorder],

@@ -1,14 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import { ValidationError } from '../common/api-error.js';
-import type { UsageQuery } from './dto.js';
+import { mapUsageTotals, type UsageQuery, type UsageTotalsResponseDto } from './dto.js';
 import { UsageRecorder } from './usage-recorder.service.js';
-import { UsageRepository, type UsageTotalsRow } from './usage.repository.js';
+import { UsageRepository } from './usage.repository.js';
 
 const DEFAULT_RANGE_MS = 30 * 24 * 60 * 60 * 1000;
-
-export interface UsageTotals extends UsageTotalsRow {
-  total_tokens: number;
-}
 
 @Injectable()
 export class UsageService {
@@ -18,13 +14,13 @@ export class UsageService {
   ) {}
 
   /** An account's totals over [from, to) (default: the last 30 days), grouped as asked. */
-  async totals(accountId: string, query: UsageQuery): Promise<UsageTotals[]> {
+  async totals(accountId: string, query: UsageQuery): Promise<UsageTotalsResponseDto[]> {
     const to = query.to === undefined ? new Date() : new Date(query.to);
     const from = query.from === undefined ? new Date(to.getTime() - DEFAULT_RANGE_MS) : new Date(query.from);
     if (from >= to) throw new ValidationError(`from (${from.toISOString()}) must be before to (${to.toISOString()})`);
     // This replica's runs of the last second are then included too.
     await this.recorder.flush();
     const rows = await this.usage.totals(accountId, from, to, query.group_by);
-    return rows.map((row) => ({ ...row, total_tokens: row.prompt_tokens + row.completion_tokens }));
+    return rows.map(mapUsageTotals);
   }
 }

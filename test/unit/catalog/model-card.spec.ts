@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { BUILTIN_MODELS } from '../../../src/catalog/builtin-models.js';
-import { DEFAULT_MODELS_PER_PAGE, searchModels, toModelCard } from '../../../src/catalog/model-card.js';
+import { toModelCard } from '../../../src/catalog/dto.js';
+import { DEFAULT_MODELS_PER_PAGE, searchModels } from '../../../src/catalog/model-card.js';
 import type { ModelDefinition } from '../../../src/catalog/model-definition.js';
 import { mergeModels, parseModelsFile } from '../../../src/catalog/models-file.js';
 
