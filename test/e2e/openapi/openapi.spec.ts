@@ -6,6 +6,7 @@ import { ADAPTER_FILES } from '../../../src/adapters/adapter-inspector.js';
 import { API_ERRORS } from '../../../src/docs/error-codes.js';
 import { FINETUNE_NAME_PATTERN } from '../../../src/finetunes/dto.js';
 import { ADMIN_TOKEN, call, createAccount, startTestApp, type TestAccount, type TestApp } from '../../helpers/app.js';
+import { servedRoutes } from '../../helpers/routes.js';
 
 type Operation = NonNullable<OpenAPIObject['paths'][string]['get']>;
 type Schema = Record<string, any>;
@@ -43,21 +44,6 @@ function operation(doc: OpenAPIObject, method: (typeof METHODS)[number], path: s
   return found;
 }
 
-/** `METHOD /path` of every route Fastify serves, read from its route tree (each line adds to its parent's path). */
-function servedRoutes(): string[] {
-  const tree = t.app.getHttpAdapter().getInstance().printRoutes();
-  const stack: string[] = [];
-  const routes: string[] = [];
-  for (const line of tree.split('\n')) {
-    const match = /^((?:│ {3}| {4})*)[├└]── (.*?)(?: \(([^)]+)\))?$/.exec(line);
-    if (!match) continue;
-    stack.length = match[1].length / 4;
-    stack.push(match[2]);
-    for (const method of match[3]?.split(', ') ?? []) routes.push(`${method} ${stack.join('')}`);
-  }
-  return routes;
-}
-
 /** Parameters of either style, and wildcards, become `{}`, so Fastify's and the document's paths compare. */
 const normalise = (path: string) => path.replace(/:[A-Za-z_]+|\{[A-Za-z_]+\}|\*/g, '{}');
 
@@ -70,7 +56,7 @@ describe('the OpenAPI document', () => {
 
   it('describes every route the service serves under /client/v4, and only those', () => {
     const prefix = '/client/v4';
-    const served = servedRoutes()
+    const served = servedRoutes(t.app)
       .filter((route) => route.split(' ')[1].startsWith(`${prefix}/`))
       .filter((route) => !route.startsWith('HEAD '))
       .map((route) => route.replace(` ${prefix}`, ' '))
