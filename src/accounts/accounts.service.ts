@@ -1,18 +1,25 @@
 import { Injectable } from '@nestjs/common';
 import { NotFoundError } from '../common/api-error.js';
 import { AccountsRepository } from './accounts.repository.js';
-import { mapAccount, mapCreatedToken, type AccountResponseDto, type ApiTokenResponseDto } from './dto.js';
+import {
+  mapAccount,
+  mapCreatedToken,
+  mapToken,
+  type AccountResponseDto,
+  type ApiTokenResponseDto,
+  type ApiTokenSummaryResponseDto,
+} from './dto.js';
 import { generateAccountId, generateTokenSecret, hashSecret } from './secrets.js';
-
-/** How long a verified token is trusted without asking the database again. */
-const TOKEN_CACHE_TTL_MS = 60_000;
-const TOKEN_CACHE_MAX = 10_000;
+import { TokenCache } from './token-cache.js';
+import { TOKEN_REVOKED_CHANNEL, TokenRevocations, type RevocationDelivery } from './token-revocations.js';
 
 @Injectable()
 export class AccountsService {
-  private readonly tokenCache = new Map<string, { accountId: string; expires: number }>();
-
-  constructor(private readonly accounts: AccountsRepository) {}
+  constructor(
+    private readonly accounts: AccountsRepository,
+    private readonly cache: TokenCache,
+    private readonly revocations: TokenRevocations,
+  ) {}
 
   async createAccount(name: string): Promise<AccountResponseDto> {
     return mapAccount(await this.accounts.createAccount(generateAccountId(), name));
@@ -22,26 +29,60 @@ export class AccountsService {
     return (await this.accounts.listAccounts()).map(mapAccount);
   }
 
-  /** Creates a token; its secret is returned here once and only its hash is kept. */
+  /** Creates a token; its secret is returned here once and only its hash (and last four characters) kept. */
   async createToken(accountId: string, name: string): Promise<ApiTokenResponseDto> {
-    if (!(await this.accounts.findAccount(accountId))) {
-      throw new NotFoundError(`account ${accountId} not found`, 7000);
-    }
+    await this.requireAccount(accountId);
     const value = generateTokenSecret();
-    const token = await this.accounts.createToken(accountId, name, hashSecret(value));
+    const token = await this.accounts.createToken(accountId, name, hashSecret(value), value.slice(-4));
     return mapCreatedToken(token, value);
   }
 
-  /** The account a bearer secret belongs to, or null. Cached briefly to keep the hot path off the database. */
+  async listTokens(accountId: string): Promise<ApiTokenSummaryResponseDto[]> {
+    await this.requireAccount(accountId);
+    return (await this.accounts.listTokens(accountId)).map(mapToken);
+  }
+
+  /**
+   * Deletes a token of this account. It is refused from then on by every replica on the database: the answer
+   * comes once each one has confirmed it dropped the token from its cache (TokenRevocations).
+   */
+  async revokeToken(accountId: string, tokenId: string): Promise<ApiTokenSummaryResponseDto> {
+    const token = await this.accounts.findToken(accountId, tokenId);
+    if (token === null) throw tokenNotFound(accountId, tokenId);
+    const delivery = this.revocations.track(token.tokenHash);
+    if (!(await this.accounts.deleteToken(token, TOKEN_REVOKED_CHANNEL).catch(cancelled(delivery)))) {
+      delivery.cancel();
+      throw tokenNotFound(accountId, tokenId);
+    }
+    this.cache.drop(token.tokenHash);
+    await delivery.confirmed();
+    return mapToken(token);
+  }
+
+  /** The account a bearer secret belongs to, or null. Cached to keep the hot path off the database. */
   async authenticate(secret: string): Promise<string | null> {
     const hash = hashSecret(secret);
-    const now = Date.now();
-    const cached = this.tokenCache.get(hash);
-    if (cached && cached.expires > now) return cached.accountId;
+    const cached = this.cache.get(hash);
+    if (cached !== undefined) return cached;
+    const ticket = this.cache.ticket();
     const accountId = await this.accounts.accountIdForTokenHash(hash);
-    if (accountId === null) return null;
-    if (this.tokenCache.size >= TOKEN_CACHE_MAX) this.tokenCache.delete(this.tokenCache.keys().next().value!);
-    this.tokenCache.set(hash, { accountId, expires: now + TOKEN_CACHE_TTL_MS });
+    if (accountId !== null) this.cache.set(hash, accountId, ticket);
     return accountId;
   }
+
+  private async requireAccount(accountId: string): Promise<void> {
+    if (!(await this.accounts.findAccount(accountId))) throw new NotFoundError(`account ${accountId} not found`, 7000);
+  }
+}
+
+/** Rethrows after stopping the count of confirmations that will not come. */
+function cancelled(delivery: RevocationDelivery) {
+  return (error: unknown): never => {
+    delivery.cancel();
+    throw error;
+  };
+}
+
+function tokenNotFound(accountId: string, tokenId: string): NotFoundError {
+  return new NotFoundError(`token ${tokenId} not found in account ${accountId}`, 7000);
 }

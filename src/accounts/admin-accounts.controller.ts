@@ -1,9 +1,17 @@
-import { Body, Controller, HttpCode, Get, Param, Post } from '@nestjs/common';
+import { Body, Controller, Delete, HttpCode, Get, Param, Post } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { ApiErrors, ApiResult } from '../docs/decorators.js';
 import { AccountsService } from './accounts.service.js';
 import { Authenticated } from './auth.decorators.js';
-import { AccountParams, AccountResponseDto, ApiTokenResponseDto, CreateAccountDto, CreateTokenDto } from './dto.js';
+import {
+  AccountParams,
+  AccountResponseDto,
+  ApiTokenResponseDto,
+  ApiTokenSummaryResponseDto,
+  CreateAccountDto,
+  CreateTokenDto,
+  TokenParams,
+} from './dto.js';
 
 @Controller('admin/accounts')
 @Authenticated('admin')
@@ -34,5 +42,24 @@ export class AdminAccountsController {
   @ApiErrors('validation', 'notFound')
   createToken(@Param() params: AccountParams, @Body() body: CreateTokenDto) {
     return this.accounts.createToken(params.account_id, body.name);
+  }
+
+  @Get(':account_id/tokens')
+  @ApiOperation({ summary: "List an account's API tokens", description: 'Never their secrets: id, name, last four characters, creation time.' })
+  @ApiResult(ApiTokenSummaryResponseDto, { isArray: true, description: "the account's tokens, oldest first" })
+  @ApiErrors('validation', 'notFound')
+  listTokens(@Param() params: AccountParams) {
+    return this.accounts.listTokens(params.account_id);
+  }
+
+  @Delete(':account_id/tokens/:token_id')
+  @ApiOperation({
+    summary: 'Revoke an API token',
+    description: 'The token is refused from the moment this answers, by every replica on the database.',
+  })
+  @ApiResult(ApiTokenSummaryResponseDto, { description: 'the revoked token' })
+  @ApiErrors('validation', 'notFound')
+  revokeToken(@Param() params: TokenParams) {
+    return this.accounts.revokeToken(params.account_id, params.token_id);
   }
 }

@@ -1,5 +1,5 @@
 import { ApiProperty, ApiSchema } from '@nestjs/swagger';
-import { IsString, Length, Matches } from 'class-validator';
+import { IsString, IsUUID, Length, Matches } from 'class-validator';
 import { ACCOUNT_ID_PROPERTY, DATE_TIME_PROPERTY } from '../docs/properties.js';
 import type { Account, ApiToken } from '../generated/prisma/client.js';
 
@@ -21,6 +21,12 @@ export class AccountParams {
   @ApiProperty({ pattern: '^[0-9a-f]{32}$', description: 'the account id: 32 lowercase hexadecimal characters' })
   @Matches(/^[0-9a-f]{32}$/, { message: 'account_id must be 32 lowercase hexadecimal characters' })
   account_id!: string;
+}
+
+export class TokenParams extends AccountParams {
+  @ApiProperty({ format: 'uuid', description: 'the token id, as listed' })
+  @IsUUID('all', { message: 'token_id must be a UUID' })
+  token_id!: string;
 }
 
 @ApiSchema({ name: 'Account' })
@@ -46,4 +52,23 @@ export class ApiTokenResponseDto {
 /** The token as created: the only answer that carries its secret. */
 export function mapCreatedToken(token: ApiToken, value: string): ApiTokenResponseDto {
   return { id: token.id, name: token.name, account_id: token.accountId, value, created_at: token.createdAt.toISOString() };
+}
+
+@ApiSchema({ name: 'ApiTokenSummary', description: 'An API token as listed: never its secret.' })
+export class ApiTokenSummaryResponseDto {
+  @ApiProperty({ format: 'uuid' }) id!: string;
+  @ApiProperty({ example: 'laptop' }) name!: string;
+  @ApiProperty(ACCOUNT_ID_PROPERTY) account_id!: string;
+  @ApiProperty({
+    type: 'string',
+    nullable: true,
+    example: 'Zb1k',
+    description: "the secret's last four characters, to tell tokens apart; null for tokens created before they were kept",
+  })
+  last_four!: string | null;
+  @ApiProperty(DATE_TIME_PROPERTY) created_at!: string;
+}
+
+export function mapToken(token: ApiToken): ApiTokenSummaryResponseDto {
+  return { id: token.id, name: token.name, account_id: token.accountId, last_four: token.lastFour, created_at: token.createdAt.toISOString() };
 }
