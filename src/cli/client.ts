@@ -6,7 +6,8 @@ import { postFile, type RawAnswer } from './multipart.js';
 export interface Connection {
   /** Base URL ending in /client/v4, without a trailing slash. */
   url: string;
-  account: string;
+  /** The routes calls are relative to, under `url`: `/accounts/{id}/ai`, or `/admin/accounts/{id}` for admin calls. */
+  scope: string;
   token: string;
 }
 
@@ -16,11 +17,11 @@ export interface Answer<T> {
   messages: EnvelopeMessage[];
 }
 
-/** The account-scoped Workers AI routes of one service. */
+/** The routes of one service under one scope: an account's Workers AI routes, or the admin routes of an account. */
 export class ApiClient {
   constructor(private readonly connection: Connection) {}
 
-  /** `path` is relative to /accounts/{account_id}/ai. */
+  /** `path` is relative to the connection's scope. */
   async call<T>(method: string, path: string, body?: unknown): Promise<Answer<T>> {
     const response = await this.#fetch(path, method, body);
     return this.#unwrap<T>({ status: response.status, text: await response.text() });
@@ -52,7 +53,7 @@ export class ApiClient {
   }
 
   #url(path: string): string {
-    return `${this.connection.url}/accounts/${encodeURIComponent(this.connection.account)}/ai${path}`;
+    return `${this.connection.url}${this.connection.scope}${path}`;
   }
 
   #headers(): Record<string, string> {

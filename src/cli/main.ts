@@ -9,6 +9,7 @@ import { finetuneCreate, finetuneDelete, finetuneGet, finetuneList } from './fin
 import { modelsList } from './models.js';
 import { DEFAULT_URL } from './options.js';
 import { run } from './run.js';
+import { tokensList, tokensRevoke } from './tokens.js';
 
 const COMMANDS: Record<string, Command> = {
   'finetune create': finetuneCreate,
@@ -17,13 +18,15 @@ const COMMANDS: Record<string, Command> = {
   'finetune delete': finetuneDelete,
   'models list': modelsList,
   run,
+  'tokens list': tokensList,
+  'tokens revoke': tokensRevoke,
 };
 
 const CONNECTION_HELP = [
   'Connection (flags, or else the environment):',
   `  --url url        LORA_URL (default ${DEFAULT_URL})`,
   '  --account id     LORA_ACCOUNT_ID, or CLOUDFLARE_ACCOUNT_ID',
-  '  --token token    LORA_API_TOKEN, or CLOUDFLARE_API_TOKEN',
+  '  --token token    LORA_API_TOKEN, or CLOUDFLARE_API_TOKEN (tokens commands: --admin-token, LORA_ADMIN_TOKEN)',
 ];
 
 function overview(): string {

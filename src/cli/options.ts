@@ -38,8 +38,8 @@ function pick(flag: string | undefined, env: Env, names: string[]): string | und
   return [flag, ...names.map((name) => env[name])].find((value) => value !== undefined && value !== '');
 }
 
-/** Flags win over LORA_* variables, which win over the CLOUDFLARE_* ones wrangler users already have set. */
-export function connect(values: { url?: string; account?: string; token?: string }, env: Env): ApiClient {
+/** The service URL and the account id, from flags or the environment. */
+function target(values: { url?: string; account?: string }, env: Env): { url: string; account: string } {
   const url = pick(values.url, env, ['LORA_URL']) ?? DEFAULT_URL;
   let parsed: URL;
   try {
@@ -50,7 +50,24 @@ export function connect(values: { url?: string; account?: string; token?: string
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new UsageError(`--url ${url} must be http:// or https://`);
   const account = pick(values.account, env, ['LORA_ACCOUNT_ID', 'CLOUDFLARE_ACCOUNT_ID']);
   if (!account) throw new UsageError('no account id: pass --account or set LORA_ACCOUNT_ID (or CLOUDFLARE_ACCOUNT_ID)');
+  return { url: url.replace(/\/+$/, ''), account };
+}
+
+/** Flags win over LORA_* variables, which win over the CLOUDFLARE_* ones wrangler users already have set. */
+export function connect(values: { url?: string; account?: string; token?: string }, env: Env): ApiClient {
+  const { url, account } = target(values, env);
   const token = pick(values.token, env, ['LORA_API_TOKEN', 'CLOUDFLARE_API_TOKEN']);
   if (!token) throw new UsageError('no API token: pass --token or set LORA_API_TOKEN (or CLOUDFLARE_API_TOKEN)');
-  return new ApiClient({ url: url.replace(/\/+$/, ''), account, token });
+  return new ApiClient({ url, scope: `/accounts/${encodeURIComponent(account)}/ai`, token });
+}
+
+/** The `--admin-token` option of the commands that manage an account on the admin surface. */
+export const ADMIN_OPTION = { 'admin-token': { type: 'string' } } as const satisfies Options;
+
+/** The admin routes of one account, with the admin token (`--admin-token`, or LORA_ADMIN_TOKEN). */
+export function connectAdmin(values: { url?: string; account?: string; 'admin-token'?: string }, env: Env): ApiClient {
+  const { url, account } = target(values, env);
+  const token = pick(values['admin-token'], env, ['LORA_ADMIN_TOKEN']);
+  if (!token) throw new UsageError('no admin token: pass --admin-token or set LORA_ADMIN_TOKEN');
+  return new ApiClient({ url, scope: `/admin/accounts/${encodeURIComponent(account)}`, token });
 }

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { formatBytes } from '../../../src/cli/format.js';
 import { main } from '../../../src/cli/main.js';
 import { writeSafetensors } from '../../../src/formats/safetensors.js';
-import { call, createAccount, startTestApp, type TestAccount, type TestApp } from '../../helpers/app.js';
+import { ADMIN_TOKEN, call, createAccount, startTestApp, type TestAccount, type TestApp } from '../../helpers/app.js';
 import { TINY_LLAMA, tinySetup, type TinySetup } from '../../helpers/tiny.js';
 
 const ROOT = join(import.meta.dirname, '../../..');
@@ -272,4 +272,51 @@ const built = existsSync(join(ROOT, 'dist', 'cli', 'main.js'));
   expect(help).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Usage: lora finetune get <id_or_name>/) });
   expect(await run(process.execPath, [launcher, 'finetune', 'list'], { LORA_ACCOUNT_ID: acme.id })).toMatchObject({ code: 2, stderr: expect.stringMatching(/^error: no API token/) });
   expect(await run(process.execPath, [launcher, 'finetune', 'get', 'qv'], connection())).toMatchObject({ code: 0, stdout: expect.stringMatching(/^id +[0-9a-f-]{36}\nname +qv\n/) });
+});
+
+describe('lora tokens, with the admin token', () => {
+  let globex: TestAccount;
+  const adminEnv = () => ({ LORA_URL: t.baseUrl, LORA_ACCOUNT_ID: globex.id, LORA_ADMIN_TOKEN: ADMIN_TOKEN });
+
+  beforeAll(async () => {
+    globex = await createAccount(t.baseUrl, 'globex');
+  });
+
+  it("tokens list prints the account's tokens without their secrets, or JSON with --json", async () => {
+    const table = await lora(['tokens', 'list'], { env: adminEnv() });
+    expect(table).toMatchObject({ code: 0, stderr: '' });
+    const [header, ...rows] = table.stdout.trimEnd().split('\n');
+    expect(header!.split(/\s{2,}/)).toEqual(['id', 'name', 'secret', 'created']);
+    expect(rows.map((row) => row.split(/\s{2,}/))).toEqual([
+      [expect.stringMatching(/^[0-9a-f-]{36}$/), 'test', `…${globex.token.slice(-4)}`, expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/)],
+    ]);
+    const json = await lora(['tokens', 'list', '--json'], { env: adminEnv() });
+    expect(JSON.parse(json.stdout)).toEqual([expect.objectContaining({ name: 'test', account_id: globex.id, last_four: globex.token.slice(-4) })]);
+    expect(table.stdout + json.stdout).not.toContain(globex.token);
+  });
+
+  it('tokens revoke revokes a token: the next request with it is refused', async () => {
+    const env = { LORA_URL: t.baseUrl, LORA_ACCOUNT_ID: globex.id, LORA_API_TOKEN: globex.token };
+    expect((await lora(['finetune', 'list'], { env })).code).toBe(0);
+    const [listed] = JSON.parse((await lora(['tokens', 'list', '--json'], { env: adminEnv() })).stdout) as { id: string }[];
+    expect(await lora(['tokens', 'revoke', listed!.id], { env: adminEnv() })).toEqual({ code: 0, stdout: `revoked test (${listed!.id})\n`, stderr: '' });
+    expect(await lora(['finetune', 'list'], { env })).toMatchObject({ code: 1, stderr: expect.stringMatching(/^error: .+ \(code 10000\)\n$/) });
+    expect((await lora(['tokens', 'list', '--json'], { env: adminEnv() })).stdout).toBe('[]\n');
+  });
+
+  it("another account's token id is not found; an API token or no token is not the admin token", async () => {
+    const [acmeToken] = JSON.parse((await lora(['tokens', 'list', '--json'], { env: { ...adminEnv(), LORA_ACCOUNT_ID: acme.id } })).stdout) as { id: string }[];
+    expect(await lora(['tokens', 'revoke', acmeToken!.id], { env: adminEnv() })).toMatchObject({ code: 1, stderr: expect.stringMatching(/\(code 7000\)\n$/) });
+    expect((await lora(['finetune', 'list'])).code).toBe(0);
+    expect(await lora(['tokens', 'list', '--admin-token', acme.token], { env: adminEnv() })).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/^error: .+ \(code 10000\)\n$/),
+    });
+    const { LORA_ADMIN_TOKEN: _, ...noAdminToken } = adminEnv();
+    expect(await lora(['tokens', 'list'], { env: { ...noAdminToken, LORA_API_TOKEN: acme.token } })).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: 'error: no admin token: pass --admin-token or set LORA_ADMIN_TOKEN\n',
+    });
+  });
 });
