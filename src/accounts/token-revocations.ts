@@ -80,13 +80,15 @@ export class TokenRevocations implements OnModuleInit, OnApplicationShutdown {
       try {
         const { rows } = await client.query<{ n: number }>(LISTENERS_SQL, [LISTENER_NAME]);
         const listeners = rows[0]!.n;
-        const deadline = Date.now() + CONFIRM_TIMEOUT_MS;
-        while (confirmations < listeners && Date.now() < deadline) {
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-            setTimeout(resolve, deadline - Date.now()).unref();
-          });
-        }
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, CONFIRM_TIMEOUT_MS).unref();
+          wake = () => {
+            if (confirmations < listeners) return;
+            clearTimeout(timer);
+            resolve();
+          };
+          wake();
+        });
         if (confirmations < listeners) {
           this.logger.warn(`token revocation: ${confirmations} of ${listeners} replicas confirmed; the others drop it within the cache TTL`);
         }
