@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { NotFoundError } from '../common/api-error.js';
+import { ApiError } from '../common/errors.js';
 import { AccountsRepository } from './accounts.repository.js';
 import {
   mapAccount,
@@ -71,7 +71,7 @@ export class AccountsService {
   }
 
   private async requireAccount(accountId: string): Promise<void> {
-    if (!(await this.accounts.findAccount(accountId))) throw new NotFoundError(`account ${accountId} not found`, 7000);
+    if (!(await this.accounts.findAccount(accountId))) throw new ApiError('objectNotFound', `account ${accountId} not found`);
   }
 }
 
@@ -83,6 +83,6 @@ function cancelled(delivery: RevocationDelivery) {
   };
 }
 
-function tokenNotFound(accountId: string, tokenId: string): NotFoundError {
-  return new NotFoundError(`token ${tokenId} not found in account ${accountId}`, 7000);
+function tokenNotFound(accountId: string, tokenId: string): ApiError {
+  return new ApiError('objectNotFound', `token ${tokenId} not found in account ${accountId}`);
 }

@@ -39,7 +39,7 @@ export class AdminAccountsController {
   @HttpCode(200)
   @ApiOperation({ summary: 'Create an API token', description: 'Its `value` is shown only in this answer; only a hash is stored.' })
   @ApiResult(ApiTokenResponseDto, { description: 'the new token, with its secret' })
-  @ApiErrors('validation', 'notFound')
+  @ApiErrors('validation', 'objectNotFound')
   createToken(@Param() params: AccountParams, @Body() body: CreateTokenDto) {
     return this.accounts.createToken(params.account_id, body.name);
   }
@@ -47,7 +47,7 @@ export class AdminAccountsController {
   @Get(':account_id/tokens')
   @ApiOperation({ summary: "List an account's API tokens", description: 'Never their secrets: id, name, last four characters, creation time.' })
   @ApiResult(ApiTokenSummaryResponseDto, { isArray: true, description: "the account's tokens, oldest first" })
-  @ApiErrors('validation', 'notFound')
+  @ApiErrors('validation', 'objectNotFound')
   listTokens(@Param() params: AccountParams) {
     return this.accounts.listTokens(params.account_id);
   }
@@ -58,7 +58,7 @@ export class AdminAccountsController {
     description: 'The token is refused from the moment this answers, by every replica on the database.',
   })
   @ApiResult(ApiTokenSummaryResponseDto, { description: 'the revoked token' })
-  @ApiErrors('validation', 'notFound')
+  @ApiErrors('validation', 'objectNotFound')
   revokeToken(@Param() params: TokenParams) {
     return this.accounts.revokeToken(params.account_id, params.token_id);
   }

@@ -2,7 +2,7 @@ import { Inject, Injectable, type CanActivate, type ExecutionContext, type OnMod
 import { PATH_METADATA } from '@nestjs/common/constants.js';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
-import { AuthenticationError, ForbiddenError } from '../common/api-error.js';
+import { ApiError } from '../common/errors.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { AccountsService } from './accounts.service.js';
 import { AUTH_METADATA, type AuthMetadata } from './auth.decorators.js';
@@ -28,15 +28,15 @@ export class AuthGuard implements CanActivate {
     const secret = bearerToken(request.headers.authorization);
     if (required === 'admin') {
       if (secret === undefined || !secretsEqual(secret, this.config.adminToken)) {
-        throw new AuthenticationError('Authentication error: the admin token is missing or wrong');
+        throw new ApiError('unauthenticated', 'Authentication error: the admin token is missing or wrong');
       }
       request.caller = { kind: 'admin' };
       return true;
     }
-    if (secret === undefined) throw new AuthenticationError();
+    if (secret === undefined) throw new ApiError('unauthenticated');
     const accountId = await this.accounts.authenticate(secret);
-    if (accountId === null) throw new AuthenticationError('Authentication error: the bearer token is not valid');
-    if (required === 'account' && accountId !== request.params.account_id) throw new ForbiddenError();
+    if (accountId === null) throw new ApiError('unauthenticated', 'Authentication error: the bearer token is not valid');
+    if (required === 'account' && accountId !== request.params.account_id) throw new ApiError('forbidden');
     request.caller = { kind: 'account', accountId };
     return true;
   }

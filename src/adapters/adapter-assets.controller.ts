@@ -2,9 +2,8 @@ import { Controller, HttpCode, Param, Post, Req } from '@nestjs/common';
 import { ApiBody, ApiConsumes, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
 import { Authenticated } from '../accounts/auth.decorators.js';
-import { ValidationError } from '../common/api-error.js';
+import { ApiError, ERRORS } from '../common/errors.js';
 import { ApiErrors, ApiResult } from '../docs/decorators.js';
-import { ADAPTER_WARNING } from '../docs/error-codes.js';
 import { FinetuneParams } from '../finetunes/dto.js';
 import { AdapterAssetsService } from './adapter-assets.service.js';
 import { ADAPTER_FILES } from './adapter-inspector.js';
@@ -36,11 +35,11 @@ export class AdapterAssetsController {
       },
     },
   })
-  @ApiResult(FinetuneAssetResponseDto, { description: `the stored file; \`messages\` may carry warnings (code ${ADAPTER_WARNING.code})` })
-  @ApiErrors('validation', 'adapterRejected', 'finetuneNotFound', 'finetuneReady', 'fileTooLarge', 'storageUnavailable')
+  @ApiResult(FinetuneAssetResponseDto, { description: `the stored file; \`messages\` may carry warnings (code ${ERRORS.adapterWarning.code})` })
+  @ApiErrors('validation', 'adapterRejected', 'finetuneNotFound', 'finetuneReady', 'tooLarge', 'storageUnavailable')
   async upload(@Param() params: FinetuneParams, @Req() request: FastifyRequest) {
     if (!request.isMultipart()) {
-      throw new ValidationError('the body must be multipart/form-data with the fields file_name and file');
+      throw new ApiError('validation', 'the body must be multipart/form-data with the fields file_name and file');
     }
     try {
       return await this.assets.upload(params.account_id, params.id_or_name, request.parts());

@@ -3,7 +3,7 @@ import type { Multipart } from '@fastify/multipart';
 import { randomUUID } from 'node:crypto';
 import { pipeline } from 'node:stream';
 import type { Finetune, FinetuneAsset, Prisma } from '../generated/prisma/client.js';
-import { ConflictError, ValidationError } from '../common/api-error.js';
+import { ApiError, ERRORS } from '../common/errors.js';
 import { WithMessages } from '../common/envelope.js';
 import { CatalogService } from '../catalog/catalog.service.js';
 import type { ModelDefinition } from '../catalog/model-definition.js';
@@ -18,9 +18,6 @@ import { OrphanObjectsService } from '../storage/orphan-objects.service.js';
 import { ADAPTER_FILES, AdapterInspector, type InspectedFile } from './adapter-inspector.js';
 import { AdapterAssetsRepository } from './adapter-assets.repository.js';
 import { mapAsset, type FinetuneAssetResponseDto } from './dto.js';
-
-/** Envelope `messages` code for an adapter accepted with a warning. */
-export const ADAPTER_WARNING_CODE = 3046;
 
 /** What validation kept of a file, stored with its row so the counterpart can be checked without a download. */
 type AssetSummary = { config_json: string } | { header: SafetensorsHeader };
@@ -39,13 +36,13 @@ function parseConfig(text: string | Buffer, model: ModelDefinition): { config: P
 
 function declaredFile(value: unknown): AdapterFile {
   if (typeof value !== 'string' || !(ADAPTER_FILES as readonly string[]).includes(value)) {
-    throw new ValidationError(`file_name must be one of ${ADAPTER_FILES.join(', ')}, got ${JSON.stringify(value)}`);
+    throw new ApiError('validation', `file_name must be one of ${ADAPTER_FILES.join(', ')}, got ${JSON.stringify(value)}`);
   }
   return value as AdapterFile;
 }
 
-function immutable(finetune: Finetune): ConflictError {
-  return new ConflictError(`finetune "${finetune.name}" is ready: its assets can no longer be replaced`, 3045);
+function immutable(finetune: Finetune): ApiError {
+  return new ApiError('finetuneReady', `finetune "${finetune.name}" is ready: its assets can no longer be replaced`);
 }
 
 @Injectable()
@@ -76,25 +73,25 @@ export class AdapterAssetsService {
     try {
       for await (const part of parts) {
         if (part.type === 'field') {
-          if (part.fieldname !== 'file_name') throw new ValidationError(`unexpected form field "${part.fieldname}": expected file_name and file`);
+          if (part.fieldname !== 'file_name') throw new ApiError('validation', `unexpected form field "${part.fieldname}": expected file_name and file`);
           declared = declaredFile(part.value);
         } else {
           if (part.fieldname !== 'file' || staged) {
             part.file.resume();
-            throw new ValidationError(`unexpected file field "${part.fieldname}": send exactly one file, in the field "file"`);
+            throw new ApiError('validation', `unexpected file field "${part.fieldname}": send exactly one file, in the field "file"`);
           }
           staged = await this.stage(accountId, part, declared, model, counterpart);
         }
       }
-      if (!staged) throw new ValidationError('file: the form has no file; send the adapter file in the field "file"');
-      if (!declared) throw new ValidationError(`file_name: missing; it must be one of ${ADAPTER_FILES.join(', ')}`);
+      if (!staged) throw new ApiError('validation', 'file: the form has no file; send the adapter file in the field "file"');
+      if (!declared) throw new ApiError('validation', `file_name: missing; it must be one of ${ADAPTER_FILES.join(', ')}`);
       if (declared !== staged.file) {
-        throw new ValidationError(`file_name is ${declared} but the uploaded file is ${staged.file === 'adapter_model.safetensors' ? 'a safetensors file' : 'not a safetensors file'}`);
+        throw new ApiError('validation', `file_name is ${declared} but the uploaded file is ${staged.file === 'adapter_model.safetensors' ? 'a safetensors file' : 'not a safetensors file'}`);
       }
       const warnings = staged.file === 'adapter_config.json' ? parseConfig(staged.content!, model).warnings : [];
       const asset = await this.commit(accountId, finetune, model, staged);
       this.metrics.countUpload(staged.file, staged.bytes);
-      return new WithMessages(mapAsset(asset), warnings.map((message) => ({ code: ADAPTER_WARNING_CODE, message })));
+      return new WithMessages(mapAsset(asset), warnings.map((message) => ({ code: ERRORS.adapterWarning.code, message })));
     } finally {
       if (staged) await this.storage.delete(staged.stagingKey).catch((error) => this.logger.warn(`staging cleanup: ${error}`));
     }

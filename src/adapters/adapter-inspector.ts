@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
-import { PayloadTooLargeError } from '../common/api-error.js';
+import { ApiError } from '../common/errors.js';
 import type { AdapterFile } from '../formats/format-error.js';
 import { MAX_CONFIG_BYTES } from '../formats/peft-config.js';
 import { MAX_HEADER_LENGTH, SafetensorsStreamValidator, type SafetensorsHeader } from '../formats/safetensors.js';
@@ -67,10 +67,10 @@ export class AdapterInspector extends Transform {
     try {
       this.bytes += chunk.length;
       if (this.fileKind === 'adapter_config.json' && this.bytes > MAX_CONFIG_BYTES) {
-        throw new PayloadTooLargeError(`adapter_config.json: is larger than the 1 MiB limit`);
+        throw new ApiError('tooLarge', `adapter_config.json: is larger than the 1 MiB limit`);
       }
       if (this.bytes > this.maxBytes) {
-        throw new PayloadTooLargeError(`${this.fileKind ?? 'file'}: is larger than the ${this.maxBytes} byte limit of ${this.modelName}`);
+        throw new ApiError('tooLarge', `${this.fileKind ?? 'file'}: is larger than the ${this.maxBytes} byte limit of ${this.modelName}`);
       }
       this.hash.update(chunk);
       if (this.fileKind === undefined) {

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { ValidationError } from '../common/api-error.js';
+import { ApiError } from '../common/errors.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import type { ModelDefinition } from './model-definition.js';
 import { loadModels } from './models-file.js';
@@ -24,7 +24,7 @@ export class CatalogService {
   /** The named model, or 400/5007. */
   get(name: string): ModelDefinition {
     const model = this.byName.get(name);
-    if (!model) throw new ValidationError(`model: unknown model "${name}"`, 5007);
+    if (!model) throw new ApiError('unknownModel', `model: unknown model "${name}"`);
     return model;
   }
 
@@ -32,7 +32,7 @@ export class CatalogService {
   getLoraBase(name: string): ModelDefinition {
     const model = this.get(name);
     if (!model.lora || !model.architecture) {
-      throw new ValidationError(`model: "${name}" does not support LoRA adapters`, 5005);
+      throw new ApiError('finetuneLoraUnsupported', `model: "${name}" does not support LoRA adapters`);
     }
     return model;
   }

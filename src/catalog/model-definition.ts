@@ -24,7 +24,7 @@ export interface ModelLimits {
   max_requests_per_min: number | null;
   /** Generations at once per replica; null: the service's default (4). */
   max_concurrent_requests: number | null;
-  /** How long a request may queue for a free slot before it is answered 429/3044. */
+  /** How long a request may queue for a free slot before it is answered 429/3040 (atCapacity). */
   max_queue_wait_ms: number;
   /** Per-account requests/min overrides, keyed by account id. */
   accounts: Record<string, number>;

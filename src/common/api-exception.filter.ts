@@ -1,9 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { ApiError } from './api-error.js';
+import { ApiError } from './errors.js';
 import { failure } from './envelope.js';
-import { isDatabaseUnavailable } from '../database/prisma.service.js';
-import { AdapterFormatError } from '../formats/format-error.js';
 
 /** An error as the contract reports it: HTTP status, numeric code, message and extra headers. */
 export interface MappedError {
@@ -13,76 +11,97 @@ export interface MappedError {
   headers?: Record<string, string>;
 }
 
-const logger = new Logger('Http');
-
-/** Fastify's own errors (body parsing, content type, size) carry a statusCode and an FST_ code. */
-function fastifyError(error: unknown): MappedError | undefined {
-  const e = error as { statusCode?: number; code?: string; message?: string };
-  if (typeof e?.code !== 'string' || !e.code.startsWith('FST_') || typeof e.statusCode !== 'number') return undefined;
-  if (e.statusCode === 413) return { status: 413, code: 3041, message: `Request body too large: ${e.message}` };
-  return { status: 400, code: 5006, message: `Invalid request body: ${e.message}` };
-}
-
-function httpException(error: HttpException): MappedError {
-  const status = error.getStatus();
-  if (status === 404) return { status, code: 7000, message: 'No route for that URI' };
-  if (status === 405) return { status, code: 7000, message: 'Method not allowed for that URI' };
-  const response = error.getResponse();
-  const detail = typeof response === 'object' && response !== null && 'message' in response ? (response as { message: unknown }).message : error.message;
-  return { status, code: status === 400 ? 5006 : 1000, message: Array.isArray(detail) ? detail.join('; ') : String(detail) };
-}
-
-/** Typed errors keep their status and code; anything unexpected is logged and becomes a 500 that leaks no stack. */
-export function mapError(error: unknown, request: FastifyRequest): MappedError {
-  if (error instanceof ApiError) {
-    return { status: error.status, code: error.code, message: error.message, headers: error.headers };
-  }
-  if (error instanceof AdapterFormatError) return { status: 400, code: 3040, message: error.message };
-  if (error instanceof HttpException) return httpException(error);
-  const fromFastify = fastifyError(error);
-  if (fromFastify) return fromFastify;
-  if (isDatabaseUnavailable(error)) {
-    logger.error(`database unavailable on ${request.method} ${request.routeOptions?.url ?? request.url}: ${String(error)}`);
-    return { status: 503, code: 7002, message: 'The database is unavailable; try again shortly' };
-  }
-  logger.error(
-    `unhandled error on ${request.method} ${request.routeOptions?.url ?? request.url} (request ${request.id})`,
-    error instanceof Error ? error.stack : String(error),
-  );
-  return { status: 500, code: 1000, message: `Internal server error (request ${request.id})` };
-}
+/**
+ * Recognises a feature's own failures (a database driver's outage errors, a parser's rejection) and says which
+ * catalog entry they are. Features export these and the application registers them with the filter, so common
+ * knows no feature.
+ */
+export type ErrorTranslator = (error: unknown) => ApiError | undefined;
 
 /** Turns a mapped error into a JSON body; each API surface has its own error shape. */
 export type ErrorRenderer = (mapped: MappedError) => unknown;
 
-const renderEnvelope: ErrorRenderer = (mapped) => failure([{ code: mapped.code, message: mapped.message }]);
-
-function replyWithError(host: ArgumentsHost, error: unknown, render: ErrorRenderer): void {
-  const reply = host.switchToHttp().getResponse<FastifyReply>();
-  const mapped = mapError(error, host.switchToHttp().getRequest<FastifyRequest>());
-  if (reply.sent || reply.raw.headersSent) {
-    // A stream already started: the status line is gone, so end the connection instead.
-    reply.raw.destroy();
-    return;
-  }
-  void reply
-    .status(mapped.status)
-    .headers(mapped.headers ?? {})
-    .type('application/json')
-    .send(render(mapped));
+export interface ApiExceptionFilterOptions {
+  /** Error shapes by URL prefix; the Cloudflare envelope elsewhere. */
+  renderers?: Record<string, ErrorRenderer>;
+  translators?: ErrorTranslator[];
 }
+
+const logger = new Logger('Http');
+
+function mapped(error: ApiError): MappedError {
+  return { status: error.status, code: error.code, message: error.message, headers: error.headers };
+}
+
+/** Fastify's own errors (body parsing, content type, size) carry a statusCode and an FST_ code. */
+function fastifyError(error: unknown): ApiError | undefined {
+  const e = error as { statusCode?: number; code?: string; message?: string };
+  if (typeof e?.code !== 'string' || !e.code.startsWith('FST_') || typeof e.statusCode !== 'number') return undefined;
+  if (e.statusCode === 413) return new ApiError('tooLarge', `Request body too large: ${e.message}`);
+  return new ApiError('validation', `Invalid request body: ${e.message}`);
+}
+
+/** Nest's own exceptions: its router's 404, and 4xx from its pipes. */
+function httpException(error: HttpException): ApiError | undefined {
+  const status = error.getStatus();
+  if (status === 404) return new ApiError('routeNotFound');
+  if (status >= 500) return undefined;
+  const response = error.getResponse();
+  const detail = typeof response === 'object' && response !== null && 'message' in response ? (response as { message: unknown }).message : error.message;
+  const message = Array.isArray(detail) ? detail.join('; ') : String(detail);
+  return status === 413 ? new ApiError('tooLarge', message) : new ApiError('validation', message);
+}
+
+/** A client that went away mid-request: its body stream ends with an abort or a reset. */
+function clientAborted(error: unknown, request: FastifyRequest): ApiError | undefined {
+  if (!request.raw.destroyed || request.raw.complete) return undefined;
+  return new ApiError('aborted', `The client closed the connection before its request was read: ${String(error)}`, { cause: error });
+}
+
+function where(request: FastifyRequest): string {
+  return `${request.method} ${request.routeOptions?.url ?? request.url}`;
+}
+
+/** Catalog errors keep their status and code; anything unexpected is logged and becomes a 500 that leaks no stack. */
+export function mapError(error: unknown, request: FastifyRequest, translators: ErrorTranslator[] = []): MappedError {
+  if (error instanceof ApiError) return mapped(error);
+  for (const translate of translators) {
+    const translated = translate(error);
+    if (translated) {
+      if (translated.status >= 500) logger.error(`${translated.error} on ${where(request)}: ${String(error)}`);
+      return mapped(translated);
+    }
+  }
+  const known = (error instanceof HttpException ? httpException(error) : fastifyError(error)) ?? clientAborted(error, request);
+  if (known) return mapped(known);
+  logger.error(`unhandled error on ${where(request)} (request ${request.id})`, error instanceof Error ? error.stack : String(error));
+  return mapped(new ApiError('internal', `Internal server error (request ${request.id})`));
+}
+
+const renderEnvelope: ErrorRenderer = (mapped) => failure([{ code: mapped.code, message: mapped.message }]);
 
 /**
  * The one place errors become responses: the Cloudflare envelope, or another surface's shape for URLs under
- * one of `renderers`' prefixes (decided by URL, so errors raised before routing, e.g. bad JSON, get it too).
+ * one of the `renderers`' prefixes (decided by URL, so errors raised before routing, e.g. bad JSON, get it too).
  */
 @Catch()
 export class ApiExceptionFilter implements ExceptionFilter {
-  constructor(private readonly renderers: Record<string, ErrorRenderer> = {}) {}
+  constructor(private readonly options: ApiExceptionFilterOptions = {}) {}
 
   catch(error: unknown, host: ArgumentsHost): void {
-    const url = host.switchToHttp().getRequest<FastifyRequest>().url;
-    const render = Object.entries(this.renderers).find(([prefix]) => url.startsWith(prefix))?.[1] ?? renderEnvelope;
-    replyWithError(host, error, render);
+    const request = host.switchToHttp().getRequest<FastifyRequest>();
+    const reply = host.switchToHttp().getResponse<FastifyReply>();
+    const render = Object.entries(this.options.renderers ?? {}).find(([prefix]) => request.url.startsWith(prefix))?.[1] ?? renderEnvelope;
+    const answer = mapError(error, request, this.options.translators);
+    if (reply.sent || reply.raw.headersSent) {
+      // A stream already started: the status line is gone, so end the connection instead.
+      reply.raw.destroy();
+      return;
+    }
+    void reply
+      .status(answer.status)
+      .headers(answer.headers ?? {})
+      .type('application/json')
+      .send(render(answer));
   }
 }

@@ -1,5 +1,5 @@
 import { ValidationPipe, type ValidationError as ClassValidatorError } from '@nestjs/common';
-import { ValidationError } from './api-error.js';
+import { ApiError } from './errors.js';
 
 function describe(errors: ClassValidatorError[], parent = ''): string[] {
   return errors.flatMap((error) => {
@@ -16,6 +16,6 @@ export function createValidationPipe(): ValidationPipe {
     transform: true,
     whitelist: true,
     forbidNonWhitelisted: true,
-    exceptionFactory: (errors) => new ValidationError(describe(errors).join('; ')),
+    exceptionFactory: (errors) => new ApiError('validation', describe(errors).join('; ')),
   });
 }

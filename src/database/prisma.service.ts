@@ -2,24 +2,36 @@ import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { Prisma, PrismaClient } from '../generated/prisma/client.js';
+import { ApiError } from '../common/errors.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { EmbeddedDatabase } from './embedded-database.js';
 
-/** Connection-level failures, as opposed to a bad query. */
-const UNAVAILABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P03', 'P1001', 'P1002', 'P1017']);
-const UNAVAILABLE_MESSAGE = /ECONNREFUSED|Connection terminated|connect ETIMEDOUT|terminating connection|Can't reach database/;
+/**
+ * Outages rather than bad queries: the server unreachable or gone mid-query (socket errors, Prisma's P1001/P1002/
+ * P1017), refusing connections (53300 too many connections, 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot
+ * connect now, class 08 connection exceptions, P2037 Prisma's too many connections) and the driver's kinds for them.
+ */
+const UNAVAILABLE = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH',
+  '53300', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006',
+  'P1001', 'P1002', 'P1017', 'P2037',
+  'DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections',
+]);
+/** Errors known by their text: 55000 is also raised by queries, so only its connection refusal counts; pool and transaction waits that ran out. */
+const UNAVAILABLE_MESSAGE =
+  /ECONNREFUSED|Connection terminated|connect ETIMEDOUT|terminating connection|Can't reach database|is not currently accepting connections|timeout exceeded when trying to connect|Unable to start a transaction in the given time/;
 
-/** True for errors raised by Prisma or its driver adapter because the database cannot be reached. */
+/** True for errors raised by Prisma, its driver adapter or the pg pool because the database cannot serve queries. */
 export function isDatabaseUnavailable(error: unknown): boolean {
   if (error instanceof Prisma.PrismaClientInitializationError) return true;
-  const fromDatabase =
-    error instanceof Prisma.PrismaClientKnownRequestError ||
-    error instanceof Prisma.PrismaClientUnknownRequestError ||
-    (error as { name?: string })?.name === 'DriverAdapterError';
-  if (!fromDatabase) return false;
-  const e = error as { code?: string; cause?: { code?: string; originalCode?: string }; message?: string };
-  const codes = [e.code, e.cause?.code, e.cause?.originalCode];
-  return codes.some((code) => code !== undefined && UNAVAILABLE.has(code)) || UNAVAILABLE_MESSAGE.test(e.message ?? '');
+  const e = error as { code?: string; cause?: { code?: string; originalCode?: string; kind?: string }; message?: string };
+  const codes = [e?.code, e?.cause?.code, e?.cause?.originalCode, e?.cause?.kind];
+  return codes.some((code) => code !== undefined && UNAVAILABLE.has(code)) || UNAVAILABLE_MESSAGE.test(e?.message ?? '');
+}
+
+/** For the exception filter: database outages answer databaseUnavailable (503) on every route. */
+export function databaseOutage(error: unknown): ApiError | undefined {
+  return isDatabaseUnavailable(error) ? new ApiError('databaseUnavailable', undefined, { cause: error }) : undefined;
 }
 
 @Injectable()

@@ -1,6 +1,6 @@
 import { applyDecorators, type Type } from '@nestjs/common';
 import { ApiExtraModels, ApiResponse, getSchemaPath } from '@nestjs/swagger';
-import { API_ERRORS, type ApiErrorCase, type ApiErrorName } from './error-codes.js';
+import { ERRORS, type ErrorAnswerName, type ErrorDefinition } from '../common/errors.js';
 
 /** Security scheme names: an account's API token, and the admin token. */
 export const API_TOKEN_AUTH = 'api_token';
@@ -27,11 +27,11 @@ export function ApiResult(model: Type, options: { description: string; isArray?:
 }
 
 /** The error answers an operation can give: one response per HTTP status, naming each code it carries. */
-export function ApiErrors(...names: ApiErrorName[]) {
-  const byStatus = new Map<number, ApiErrorCase[]>();
+export function ApiErrors(...names: ErrorAnswerName[]) {
+  const byStatus = new Map<number, ErrorDefinition[]>();
   for (const name of names) {
-    const error: ApiErrorCase = API_ERRORS[name];
-    byStatus.set(error.status, [...(byStatus.get(error.status) ?? []), error]);
+    const error: ErrorDefinition = ERRORS[name];
+    byStatus.set(error.status!, [...(byStatus.get(error.status!) ?? []), error]);
   }
   return applyDecorators(
     ...[...byStatus].map(([status, errors]) =>

@@ -4,8 +4,9 @@ import { createReadStream, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { failure } from '../common/envelope.js';
+import { errorTable } from '../common/error-table.js';
+import { ERRORS } from '../common/errors.js';
 import { ADMIN_TOKEN_AUTH, API_TOKEN_AUTH, ENVELOPE, ERROR_ENVELOPE } from './decorators.js';
-import { API_ERRORS, errorCodesTable } from './error-codes.js';
 
 /** Under the API prefix, so that whatever routes `/client/v4` to the service also serves its description. */
 export const OPENAPI_JSON_PATH = 'openapi.json';
@@ -24,7 +25,7 @@ Authentication: \`Authorization: Bearer <token>\`, with an account's API token f
 
 Error codes:
 
-${errorCodesTable()}`;
+${errorTable()}`;
 
 @ApiSchema({ name: 'EnvelopeMessage' })
 class EnvelopeMessageSchema {
@@ -72,7 +73,7 @@ type Schemas = NonNullable<NonNullable<OpenAPIObject['components']>['schemas']>;
 
 /** Failures any operation can meet, whatever it does. */
 const UNEXPECTED_RESPONSE = {
-  description: [API_ERRORS.internal, API_ERRORS.databaseUnavailable].map((e) => `${e.status}/${e.code}: ${e.meaning}`).join('; '),
+  description: [ERRORS.internal, ERRORS.databaseUnavailable].map((e) => `${e.status}/${e.code}: ${e.meaning}`).join('; '),
   content: { 'application/json': { schema: { $ref: getSchemaPath(ERROR_ENVELOPE) } } },
 };
 
@@ -178,7 +179,7 @@ export function setupOpenApi(app: NestFastifyApplication, prefix: string): void 
   fastify.get(`/${prefix}/${DOCS_PATH}`, async (_request, reply) => reply.type('text/html; charset=utf-8').send(DOCS_PAGE));
   fastify.get<{ Params: { file: string } }>(`/${prefix}/${DOCS_PATH}/:file`, async (request, reply) => {
     const type = Object.hasOwn(UI_ASSETS, request.params.file) ? UI_ASSETS[request.params.file] : undefined;
-    if (type === undefined) return reply.status(404).send(failure([{ code: API_ERRORS.notFound.code, message: 'No route for that URI' }]));
+    if (type === undefined) return reply.status(404).send(failure([{ code: ERRORS.routeNotFound.code, message: ERRORS.routeNotFound.message }]));
     return reply.type(type).send(createReadStream(join(UI_DIR, request.params.file)));
   });
 }

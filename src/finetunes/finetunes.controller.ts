@@ -16,7 +16,7 @@ export class FinetunesController {
   @HttpCode(200)
   @ApiOperation({ summary: 'Create a finetune', description: 'It stays `pending` until both adapter files are uploaded.' })
   @ApiResult(FinetuneResponseDto, { description: 'the new finetune' })
-  @ApiErrors('validation', 'unknownModel', 'loraUnsupported', 'nameTaken', 'finetuneQuota')
+  @ApiErrors('validation', 'unknownModel', 'finetuneLoraUnsupported', 'nameTaken', 'finetuneQuota')
   create(@Param() params: AccountParams, @Body() body: CreateFinetuneDto) {
     return this.finetunes.create(params.account_id, body);
   }

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { Finetune } from '../generated/prisma/client.js';
 import { Prisma } from '../generated/prisma/client.js';
-import { ConflictError, NotFoundError, TooManyRequestsError } from '../common/api-error.js';
+import { ApiError } from '../common/errors.js';
 import { CatalogService } from '../catalog/catalog.service.js';
 import { OrphanObjectsService } from '../storage/orphan-objects.service.js';
 import { mapFinetune, type CreateFinetuneDto, type FinetuneResponseDto, type ListPublicQuery } from './dto.js';
@@ -14,8 +14,8 @@ const ORDER_COLUMNS: Record<string, PublicOrder['column']> = {
   name: 'name',
 };
 
-export function finetuneNotFound(idOrName: string): NotFoundError {
-  return new NotFoundError(`finetune "${idOrName}" not found`, 3037);
+export function finetuneNotFound(idOrName: string): ApiError {
+  return new ApiError('finetuneNotFound', `finetune "${idOrName}" not found`);
 }
 
 @Injectable()
@@ -38,12 +38,12 @@ export class FinetunesService {
       );
     } catch (error) {
       if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') {
-        throw new ConflictError(`name: a finetune named "${input.name}" already exists in this account`, 3042);
+        throw new ApiError('nameTaken', `name: a finetune named "${input.name}" already exists in this account`);
       }
       throw error;
     }
     if (!created) {
-      throw new TooManyRequestsError(`this account already has ${max} finetunes for ${model.name}, the most allowed`, 3043);
+      throw new ApiError('finetuneQuota', `this account already has ${max} finetunes for ${model.name}, the most allowed`);
     }
     return mapFinetune(created);
   }

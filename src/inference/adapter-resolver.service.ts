@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import { AdapterAssetsService } from '../adapters/adapter-assets.service.js';
 import type { ModelDefinition } from '../catalog/model-definition.js';
-import { ApiError, ValidationError } from '../common/api-error.js';
+import { ApiError } from '../common/errors.js';
 import { FinetuneEvents } from '../finetunes/finetune-events.js';
 import { FinetunesService } from '../finetunes/finetunes.service.js';
 import type { AdapterRef } from './engine.js';
@@ -28,7 +28,7 @@ export class AdapterResolver {
   /** `lora` by id (own or public), then own by name, then public by name. */
   async resolve(accountId: string, model: ModelDefinition, lora: string): Promise<AdapterRef> {
     if (!model.lora) {
-      throw new ApiError(405, 5005, `model ${model.name} does not support LoRA adapters: remove "lora" or use a LoRA base model`);
+      throw new ApiError('runLoraUnsupported', `model ${model.name} does not support LoRA adapters: remove "lora" or use a LoRA base model`);
     }
     const key = `${accountId}\u0000${model.name}\u0000${lora}`;
     const cached = this.resolved.get(key);
@@ -36,14 +36,14 @@ export class AdapterResolver {
 
     const finetune = await this.finetunes.getVisible(accountId, lora);
     if (finetune.model !== model.name) {
-      throw new ValidationError(`lora: finetune "${finetune.name}" was made for ${finetune.model}, not ${model.name}`);
+      throw new ApiError('validation', `lora: finetune "${finetune.name}" was made for ${finetune.model}, not ${model.name}`);
     }
     const assets = await this.assets.assetsOf(finetune.id);
     const config = assets.find((a) => a.fileName === 'adapter_config.json');
     const weights = assets.find((a) => a.fileName === 'adapter_model.safetensors');
     if (finetune.status !== 'ready' || !config || !weights) {
       const missing = [!config && 'adapter_config.json', !weights && 'adapter_model.safetensors'].filter(Boolean).join(' and ');
-      throw new ValidationError(`lora: finetune "${finetune.name}" is not ready: ${missing ? `missing ${missing}` : 'its files do not agree'}`, 3039);
+      throw new ApiError('finetuneNotReady', `lora: finetune "${finetune.name}" is not ready: ${missing ? `missing ${missing}` : 'its files do not agree'}`);
     }
     const ref: AdapterRef = {
       finetuneId: finetune.id,

@@ -113,6 +113,7 @@ export const ApiRun = () =>
       'runLoraUnsupported',
       'rateLimited',
       'atCapacity',
+      'timeout',
       'engineUnavailable',
     ),
   );

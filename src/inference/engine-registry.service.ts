@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { join } from 'node:path';
-import { EngineUnavailableError } from '../common/api-error.js';
+import { ApiError } from '../common/errors.js';
 import type { ModelDefinition } from '../catalog/model-definition.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { ObjectStorage } from '../storage/object-storage.js';
@@ -27,7 +27,7 @@ export class EngineRegistry implements OnApplicationShutdown {
   get(model: ModelDefinition): Promise<InferenceEngine> {
     const engine = model.engine;
     if (!engine) {
-      return Promise.reject(new EngineUnavailableError(`model ${model.name} has no inference engine configured: ${HOW_TO_CONFIGURE}`));
+      return Promise.reject(new ApiError('engineUnavailable', `model ${model.name} has no inference engine configured: ${HOW_TO_CONFIGURE}`));
     }
     const existing = this.engines.get(model.name);
     if (existing) return existing;

@@ -1,5 +1,5 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { ValidationError } from '../common/api-error.js';
+import { ApiError } from '../common/errors.js';
 import type { JsonSchema, ModelDefinition } from '../catalog/model-definition.js';
 import type { ChatMessage } from '../formats/chat-templates.js';
 import type { SamplingOptions } from './engine.js';
@@ -46,30 +46,30 @@ function describe(error: ErrorObject): string {
 function branchFor(input: JsonSchema, key: 'prompt' | 'messages'): JsonSchema {
   const branches = (input.oneOf as JsonSchema[] | undefined) ?? [input];
   const branch = branches.find((b) => (b.required as string[] | undefined)?.includes(key));
-  if (!branch) throw new ValidationError(`${key}: this model does not accept ${key}`);
+  if (!branch) throw new ApiError('validation', `${key}: this model does not accept ${key}`);
   return { type: 'object', ...branch };
 }
 
 export function parseRunInput(body: unknown, model: ModelDefinition): RunInput {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new ValidationError('body: must be a JSON object with prompt or messages');
+    throw new ApiError('validation', 'body: must be a JSON object with prompt or messages');
   }
   // `lora` and `options` are the service's, not the model's: they never meet its input schema.
   const { lora, options, ...input } = body as Record<string, unknown>;
   if (lora !== undefined && (typeof lora !== 'string' || lora.length === 0 || lora.length > 64)) {
-    throw new ValidationError('lora: must be a finetune id or name (1-64 characters)');
+    throw new ApiError('validation', 'lora: must be a finetune id or name (1-64 characters)');
   }
   const rejectIfBusy = parseRunOptions(options);
   const hasPrompt = 'prompt' in input;
-  if (hasPrompt === 'messages' in input) throw new ValidationError('body: exactly one of prompt or messages is required');
+  if (hasPrompt === 'messages' in input) throw new ApiError('validation', 'body: exactly one of prompt or messages is required');
   // The public docs' curl example sends raw as a string.
   if (input.raw === 'true' || input.raw === 'false') input.raw = input.raw === 'true';
 
   const validate = validatorFor(model.schema.input, hasPrompt ? 'prompt' : 'messages');
-  if (!validate(input)) throw new ValidationError(validate.errors!.map(describe).join('; '));
+  if (!validate(input)) throw new ApiError('validation', validate.errors!.map(describe).join('; '));
 
   const maxTokens = (input.max_tokens as number | undefined) ?? 256;
-  if (maxTokens < 1) throw new ValidationError(`max_tokens: must be at least 1, got ${maxTokens}`);
+  if (maxTokens < 1) throw new ApiError('validation', `max_tokens: must be at least 1, got ${maxTokens}`);
   return {
     prompt: input.prompt as string | undefined,
     messages: input.messages as ChatMessage[] | undefined,
@@ -98,11 +98,11 @@ export function parseRunInput(body: unknown, model: ModelDefinition): RunInput {
 function parseRunOptions(options: unknown): boolean {
   if (options === undefined) return false;
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new ValidationError('options: must be an object, e.g. {"rejectIfBusy": true}');
+    throw new ApiError('validation', 'options: must be an object, e.g. {"rejectIfBusy": true}');
   }
   const { rejectIfBusy } = options as Record<string, unknown>;
   if (rejectIfBusy !== undefined && typeof rejectIfBusy !== 'boolean') {
-    throw new ValidationError(`options.rejectIfBusy: must be a boolean, got ${JSON.stringify(rejectIfBusy)}`);
+    throw new ApiError('validation', `options.rejectIfBusy: must be a boolean, got ${JSON.stringify(rejectIfBusy)}`);
   }
   return rejectIfBusy === true;
 }

@@ -1,6 +1,6 @@
 import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
-import { ValidationError } from '../common/api-error.js';
+import { ApiError } from '../common/errors.js';
 import { CatalogService } from '../catalog/catalog.service.js';
 import type { ModelDefinition } from '../catalog/model-definition.js';
 import { FinetuneEvents } from '../finetunes/finetune-events.js';
@@ -100,7 +100,7 @@ export class RunService implements OnApplicationShutdown {
     try {
       return CHAT_TEMPLATES[model.chat_template]({ prompt: input.prompt, messages: input.messages }).text;
     } catch (error) {
-      if (error instanceof ChatTemplateError) throw new ValidationError(`messages: ${error.message}`);
+      if (error instanceof ChatTemplateError) throw new ApiError('validation', `messages: ${error.message}`);
       throw error;
     }
   }

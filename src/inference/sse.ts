@@ -1,4 +1,4 @@
-import { ApiError } from '../common/api-error.js';
+import { ApiError, ERRORS } from '../common/errors.js';
 import type { StreamFraming } from './streaming.js';
 
 /** The contract's event stream: `data: {"response": piece}` events, one carrying usage, then `[DONE]`. */
@@ -7,6 +7,6 @@ export const RUN_FRAMING: StreamFraming = {
   piece: (text) => ({ response: text }),
   finish: (result) => [{ response: '', usage: result.usage }],
   error: (error) => ({
-    error: error instanceof ApiError ? { code: error.code, message: error.message } : { code: 1000, message: 'generation failed' },
+    error: error instanceof ApiError ? { code: error.code, message: error.message } : { code: ERRORS.internal.code, message: 'generation failed' },
   }),
 };

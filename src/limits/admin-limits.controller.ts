@@ -24,7 +24,7 @@ export class AdminLimitsController {
   @HttpCode(200)
   @ApiOperation({ summary: "Set or remove an account's requests-per-minute override for a model" })
   @ApiResult(LimitOverrideResponseDto, { description: 'the override and the limit that now applies' })
-  @ApiErrors('validation', 'notFound')
+  @ApiErrors('validation', 'objectNotFound')
   set(@Param() params: AccountParams, @Body() body: SetLimitDto) {
     return this.rateLimiter.setOverride(params.account_id, body.model, body.max_requests_per_min);
   }

@@ -1,4 +1,4 @@
-import { ValidationError } from '../common/api-error.js';
+import { ApiError } from '../common/errors.js';
 import type { ModelDefinition } from '../catalog/model-definition.js';
 
 /**
@@ -31,7 +31,7 @@ export async function checkContextLimits(
   const exceeded = limits.filter((l) => total > l.tokens);
   if (exceeded.length === 0) return;
   const named = exceeded.map((l) => `${l.name} ${l.tokens}`).join(' and ');
-  throw new ValidationError(
+  throw new ApiError('validation', 
     `prompt tokens (${promptTokens}) + max_tokens (${maxTokens}) = ${total}, over ${model.name}'s ${named}: shorten the input or lower max_tokens`,
   );
 }

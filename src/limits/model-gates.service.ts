@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { TooManyRequestsError } from '../common/api-error.js';
+import { ApiError } from '../common/errors.js';
 import type { ModelDefinition } from '../catalog/model-definition.js';
 import { checkContextLimits } from './context-limits.js';
 import { RateLimiter } from './rate-limiter.service.js';
@@ -29,7 +29,7 @@ export class ModelGates {
   }
 
   /**
-   * A generation slot of the model on this replica: queues up to its max_queue_wait_ms, then 429/3044; with
+   * A generation slot of the model on this replica: queues up to its max_queue_wait_ms, then 429/3040; with
    * `rejectIfBusy` a request that would queue gets the 429 at once.
    */
   async slot(model: ModelDefinition, rejectIfBusy: boolean): Promise<() => void> {
@@ -37,13 +37,13 @@ export class ModelGates {
     if (rejectIfBusy) {
       const release = gate.tryAcquire();
       if (release) return release;
-      throw new TooManyRequestsError(`${model.name} is at capacity (${gate.limit} concurrent requests) and rejectIfBusy is set; try again shortly`, 3044, 1);
+      throw new ApiError('atCapacity', `${model.name} is at capacity (${gate.limit} concurrent requests) and rejectIfBusy is set; try again shortly`, { retryAfter: 1 });
     }
     try {
       return await gate.acquire();
     } catch (error) {
       if (error instanceof SemaphoreTimeoutError) {
-        throw new TooManyRequestsError(`${model.name} is at capacity (${gate.limit} concurrent requests); try again shortly`, 3044, 1);
+        throw new ApiError('atCapacity', `${model.name} is at capacity (${gate.limit} concurrent requests); try again shortly`, { retryAfter: 1 });
       }
       throw error;
     }

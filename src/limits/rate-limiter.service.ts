@@ -1,6 +1,6 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { Prisma } from '../generated/prisma/client.js';
-import { NotFoundError, TooManyRequestsError } from '../common/api-error.js';
+import { ApiError } from '../common/errors.js';
 import { CatalogService } from '../catalog/catalog.service.js';
 import type { ModelDefinition } from '../catalog/model-definition.js';
 import { LimitsRepository } from './limits.repository.js';
@@ -55,16 +55,16 @@ export class RateLimiter implements OnApplicationBootstrap, OnApplicationShutdow
     return this.overrides.get(overrideKey(accountId, model.name)) ?? model.limits.accounts[accountId] ?? model.limits.max_requests_per_min;
   }
 
-  /** Counts the request against the caller's budget for the model, or 429/3036 with Retry-After to the window's end. */
+  /** Counts the request against the caller's budget for the model, or rateLimited (429) with Retry-After to the window's end. */
   async admit(accountId: string, model: ModelDefinition): Promise<void> {
     const limit = this.limitFor(accountId, model);
     if (limit === null) return;
     const { admitted, secondsLeft } = await this.limits.countRequest(accountId, model.name, limit);
     if (!admitted) {
-      throw new TooManyRequestsError(
+      throw new ApiError(
+        'rateLimited',
         `rate limit reached: ${limit} requests per minute to ${model.name} for this account; retry in ${secondsLeft} s`,
-        3036,
-        secondsLeft,
+        { retryAfter: secondsLeft },
       );
     }
   }
@@ -84,7 +84,7 @@ export class RateLimiter implements OnApplicationBootstrap, OnApplicationShutdow
         await this.limits.setOverride(accountId, model.name, maxRequestsPerMin);
       } catch (error) {
         if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2003') {
-          throw new NotFoundError(`account ${accountId} not found`, 7000);
+          throw new ApiError('objectNotFound', `account ${accountId} not found`);
         }
         throw error;
       }

@@ -1,7 +1,7 @@
 import { All, Body, Controller, Get, HttpCode, Post, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Authenticated, Caller } from '../accounts/auth.decorators.js';
-import { NotFoundError } from '../common/api-error.js';
+import { ApiError } from '../common/errors.js';
 import { RunService, type PreparedRun } from '../inference/run.service.js';
 import { abortOnDisconnect, openEventStream } from '../inference/streaming.js';
 import { ChatCompletionRequestDto, CompletionRequestDto, type CompletionFieldsDto } from './dto.js';
@@ -53,7 +53,7 @@ export class OpenAiController {
   /** Anything else under /v1 (embeddings, images, ...) gets OpenAI's error shape too. */
   @All('*')
   notOffered(): never {
-    throw new NotFoundError('Not offered: this service implements GET /v1/models, POST /v1/chat/completions and POST /v1/completions');
+    throw new ApiError('routeNotFound', 'Not offered: this service implements GET /v1/models, POST /v1/chat/completions and POST /v1/completions');
   }
 
   private async respond(

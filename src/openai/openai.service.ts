@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { CatalogService } from '../catalog/catalog.service.js';
-import { ValidationError } from '../common/api-error.js';
+import { ApiError } from '../common/errors.js';
 import { FinetunesService } from '../finetunes/finetunes.service.js';
 import type { ChatMessage } from '../formats/chat-templates.js';
 import { RunService, type PreparedRun } from '../inference/run.service.js';
@@ -25,7 +25,7 @@ function splitModel(model: string): { base: string; lora?: string } {
   const colon = model.indexOf(':');
   if (colon === -1) return { base: model };
   const lora = model.slice(colon + 1);
-  if (!lora) throw new ValidationError(`model: "${model}" names no finetune after ":"; use "<base>" or "<base>:<finetune name or id>"`);
+  if (!lora) throw new ApiError('validation', `model: "${model}" names no finetune after ":"; use "<base>" or "<base>:<finetune name or id>"`);
   return { base: model.slice(0, colon), lora };
 }
 

@@ -16,7 +16,7 @@ import {
   type CreateBucketCommandInput,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { StorageUnavailableError } from '../common/api-error.js';
+import { ApiError } from '../common/errors.js';
 
 export interface ObjectStorageOptions {
   endpoint?: string;
@@ -266,7 +266,7 @@ export class ObjectStorage {
     }
   }
 
-  /** A failed SDK call becomes StorageUnavailableError when storage gave no usable answer; 4xx errors pass through. */
+  /** A failed SDK call becomes a storageUnavailable error when storage gave no usable answer; 4xx errors pass through. */
   private failure(operation: string, error: unknown, key?: string): unknown {
     const status = httpStatus(error);
     // No HTTP status means no response at all: connection refused, DNS failure, timeout (or no credentials).
@@ -275,8 +275,8 @@ export class ObjectStorage {
     return status === undefined || status >= 500 ? this.unavailable(operation, error, key) : error;
   }
 
-  private unavailable(operation: string, error: unknown, key?: string): StorageUnavailableError {
-    return new StorageUnavailableError(`${this.describe(operation, key)} failed: ${reason(error)}`);
+  private unavailable(operation: string, error: unknown, key?: string): ApiError {
+    return new ApiError('storageUnavailable', `${this.describe(operation, key)} failed: ${reason(error)}`);
   }
 
   private describe(operation: string, key?: string): string {

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { ValidationError } from '../common/api-error.js';
+import { ApiError } from '../common/errors.js';
 import { mapUsageTotals, type UsageQuery, type UsageTotalsResponseDto } from './dto.js';
 import { UsageRecorder } from './usage-recorder.service.js';
 import { UsageRepository } from './usage.repository.js';
@@ -17,7 +17,7 @@ export class UsageService {
   async totals(accountId: string, query: UsageQuery): Promise<UsageTotalsResponseDto[]> {
     const to = query.to === undefined ? new Date() : new Date(query.to);
     const from = query.from === undefined ? new Date(to.getTime() - DEFAULT_RANGE_MS) : new Date(query.from);
-    if (from >= to) throw new ValidationError(`from (${from.toISOString()}) must be before to (${to.toISOString()})`);
+    if (from >= to) throw new ApiError('validation', `from (${from.toISOString()}) must be before to (${to.toISOString()})`);
     // This replica's runs of the last second are then included too.
     await this.recorder.flush();
     const rows = await this.usage.totals(accountId, from, to, query.group_by);

@@ -16,7 +16,7 @@ import {
   type SequenceEvaluateOptions,
   type Token,
 } from 'node-llama-cpp';
-import { EngineUnavailableError, ValidationError } from '../../common/api-error.js';
+import { ApiError } from '../../common/errors.js';
 import { convertPeftToGguf } from '../../formats/lora-to-gguf.js';
 import { parsePeftConfig } from '../../formats/peft-config.js';
 import type {
@@ -81,7 +81,7 @@ function llamaRuntime(): Promise<Llama> {
     logLevel: LlamaLogLevel.error,
     maxThreads: DEFAULT_THREADS,
   }).catch((error: Error) => {
-    throw new EngineUnavailableError(`the llama.cpp runtime cannot be loaded: ${error.message}`);
+    throw new ApiError('engineUnavailable', `the llama.cpp runtime cannot be loaded: ${error.message}`);
   });
   return sharedLlama;
 }
@@ -96,11 +96,11 @@ async function fileSize(path: string): Promise<number | null> {
 }
 
 async function loadModel(llama: Llama, modelPath: string, vocabOnly = false): Promise<LlamaModel> {
-  if ((await fileSize(modelPath)) === null) throw new EngineUnavailableError(`model file ${modelPath} does not exist`);
+  if ((await fileSize(modelPath)) === null) throw new ApiError('engineUnavailable', `model file ${modelPath} does not exist`);
   try {
     return await llama.loadModel({ modelPath, vocabOnly });
   } catch (error) {
-    throw new EngineUnavailableError(`cannot load model file ${modelPath}: ${(error as Error).message}`);
+    throw new ApiError('engineUnavailable', `cannot load model file ${modelPath}: ${(error as Error).message}`);
   }
 }
 
@@ -237,7 +237,7 @@ export class LlamaCppEngine implements InferenceEngine {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.rejectWaiters(new EngineUnavailableError(`engine of ${this.ctx.model.name} is closed`));
+    this.rejectWaiters(new ApiError('engineUnavailable', `engine of ${this.ctx.model.name} is closed`));
     await this.reloading;
     await this.disposeContexts();
     await this.model.dispose();
@@ -266,7 +266,7 @@ export class LlamaCppEngine implements InferenceEngine {
     const room = sequence.contextSize - tokens.length;
     if (room < 1) {
       const size = sequence.contextSize;
-      throw new ValidationError(`prompt: ${tokens.length} tokens do not fit the model's context of ${size} tokens`);
+      throw new ApiError('validation', `prompt: ${tokens.length} tokens do not fit the model's context of ${size} tokens`);
     }
     // Every request starts from an empty state: no reuse of an earlier prefix, so output never depends on history.
     await sequence.clearHistory();
@@ -427,8 +427,8 @@ export class LlamaCppEngine implements InferenceEngine {
   }
 
   private ensureUsable(): void {
-    if (this.failure) throw new EngineUnavailableError(this.failure.message);
-    if (this.closed) throw new EngineUnavailableError(`engine of ${this.ctx.model.name} is closed`);
+    if (this.failure) throw new ApiError('engineUnavailable', this.failure.message);
+    if (this.closed) throw new ApiError('engineUnavailable', `engine of ${this.ctx.model.name} is closed`);
   }
 
   /**
@@ -511,7 +511,7 @@ export class LlamaCppEngine implements InferenceEngine {
       });
     } catch (error) {
       const what = loraPath ? `adapter ${version}` : 'the base model';
-      throw new EngineUnavailableError(`cannot create a llama.cpp context for ${what}: ${(error as Error).message}`);
+      throw new ApiError('engineUnavailable', `cannot create a llama.cpp context for ${what}: ${(error as Error).message}`);
     }
     if (loraPath) this.loadedAdapters.set(version, (await fileSize(loraPath)) ?? 0);
     return context.getSequence();

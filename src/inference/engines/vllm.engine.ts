@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { access, mkdir, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { EngineConfig } from '../../catalog/model-definition.js';
-import { ApiError, EngineUnavailableError } from '../../common/api-error.js';
+import { ApiError } from '../../common/errors.js';
 import type {
   AdapterRef,
   EngineContext,
@@ -223,14 +223,14 @@ export class VllmEngine implements InferenceEngine {
   private explain(error: unknown): unknown {
     const at = `vLLM at ${this.baseUrl}`;
     if (error instanceof ApiError) return error;
-    if (error instanceof VllmHttpError) return new EngineUnavailableError(`${at} answered ${error.status} to ${error.path}: ${error.message}`);
-    if (this.closing.signal.aborted) return new EngineUnavailableError(`${at}: the engine is closed`);
+    if (error instanceof VllmHttpError) return new ApiError('engineUnavailable', `${at} answered ${error.status} to ${error.path}: ${error.message}`);
+    if (this.closing.signal.aborted) return new ApiError('engineUnavailable', `${at}: the engine is closed`);
     // Fields, not instanceof: fetch's errors and DOMExceptions may come from another realm.
     const { name, cause } = (error ?? {}) as { name?: unknown; cause?: { code?: unknown; message?: unknown } | null };
-    if (name === 'TimeoutError') return new EngineUnavailableError(`${at} did not answer within ${this.timeoutMs} ms`);
+    if (name === 'TimeoutError') return new ApiError('timeout', `${at} did not answer within ${this.timeoutMs} ms`);
     // undici's network failures are TypeErrors carrying the socket error as their cause.
     if (name === 'TypeError' && typeof cause === 'object' && cause !== null) {
-      return new EngineUnavailableError(`${at} is unreachable (${String(cause.code ?? cause.message)})`);
+      return new ApiError('engineUnavailable', `${at} is unreachable (${String(cause.code ?? cause.message)})`);
     }
     return error;
   }

@@ -127,7 +127,7 @@ describe('every bad input gets its specific 4xx and leaves no object and no row'
     const response = await upload(t.baseUrl, acme, finetune.id, bad.file, bad.file === 'adapter_config.json' ? files.config : files.safetensors);
     expect([400, 413]).toContain(response.status);
     expect(response.body.success).toBe(false);
-    expect(response.body.errors[0]!.code).toBe(response.status === 413 ? 3041 : 3040);
+    expect(response.body.errors[0]!.code).toBe(response.status === 413 ? 3006 : 90001);
     expect(response.body.errors[0]!.message).toMatch(bad.expect);
     expect(response.body.errors[0]!.message.startsWith(bad.file)).toBe(true);
 
@@ -185,14 +185,14 @@ describe('form and request errors', () => {
     expect(await s3.list(`accounts/${acme.id}/finetunes/${late.id}/`)).toEqual([]);
   });
 
-  it('enforces the model\'s max_adapter_bytes with 413/3041 and keeps nothing', async () => {
+  it('enforces the model\'s max_adapter_bytes with 413/3006 and keeps nothing', async () => {
     const big = buildPeftAdapter({ architecture: architecture(LLAMA), r: 8, loraAlpha: 8, targetModules: ['q_proj', 'v_proj'], seed: 3 });
     expect(big.safetensors.length).toBeGreaterThan(SMALL_LIMIT);
     const finetune = await newFinetune(acme, SMALL);
     const before = await objectsOf(acme);
     const response = await upload(t.baseUrl, acme, finetune.id, 'adapter_model.safetensors', big.safetensors);
     expect(response.status).toBe(413);
-    expect(response.body.errors[0]).toMatchObject({ code: 3041, message: expect.stringContaining(String(SMALL_LIMIT)) });
+    expect(response.body.errors[0]).toMatchObject({ code: 3006, message: expect.stringContaining(String(SMALL_LIMIT)) });
     expect(await prisma.finetuneAsset.count({ where: { finetuneId: finetune.id } })).toBe(0);
     expect((await objectsOf(acme)).sort()).toEqual(before.sort());
   });
@@ -213,7 +213,7 @@ describe('form and request errors', () => {
 describe('lifecycle', () => {
   const arch = architecture(LLAMA);
 
-  it('before ready a re-upload replaces the file and deletes the old object; after ready assets are immutable (409/3045)', async () => {
+  it('before ready a re-upload replaces the file and deletes the old object; after ready assets are immutable (409/90004)', async () => {
     const finetune = await newFinetune(acme);
     const v1 = validAdapter(arch, { loraAlpha: 16 });
     const v2 = validAdapter(arch, { loraAlpha: 32 });
@@ -226,7 +226,7 @@ describe('lifecycle', () => {
 
     const again = await upload(t.baseUrl, acme, finetune.id, 'adapter_config.json', v1.config);
     expect(again.status).toBe(409);
-    expect(again.body.errors[0]!.code).toBe(3045);
+    expect(again.body.errors[0]!.code).toBe(90004);
     expect((await s3.list(prefix)).length).toBe(2);
   });
 
@@ -270,7 +270,7 @@ describe('lifecycle', () => {
       req.write(Buffer.concat([badHeader, Buffer.alloc(64 * 1024, 0x20)]));
     });
     expect(response.status).toBe(400);
-    expect(JSON.parse(response.body).errors[0]).toMatchObject({ code: 3040, message: expect.stringContaining('header length 1') });
+    expect(JSON.parse(response.body).errors[0]).toMatchObject({ code: 90001, message: expect.stringContaining('header length 1') });
   });
 
   it('a client that disconnects mid-upload leaves no row and no object', async () => {
@@ -306,7 +306,7 @@ describe('lifecycle', () => {
 });
 
 describe('storage outage and the SDK', () => {
-  it('answers 503/7001 when storage is unreachable, and keeps no row', async () => {
+  it('answers 503/90501 when storage is unreachable, and keeps no row', async () => {
     const down = await startTestApp({ S3_ENDPOINT: 'http://127.0.0.1:1', S3_CREATE_BUCKET: 'false' });
     try {
       const account = await createAccount(down.baseUrl);
@@ -316,7 +316,7 @@ describe('storage outage and the SDK', () => {
       });
       const response = await upload(down.baseUrl, account, created.body.result.id, 'adapter_config.json', validAdapter(architecture(LLAMA)).config);
       expect(response.status).toBe(503);
-      expect(response.body.errors[0]!.code).toBe(7001);
+      expect(response.body.errors[0]!.code).toBe(90501);
       expect(await down.app.get(PrismaService).finetuneAsset.count()).toBe(0);
     } finally {
       await down.close();

@@ -175,7 +175,7 @@ describe('lora finetune, models and run against the service', () => {
 
   it('an existing name is refused by the service and the existing finetune is left alone', async () => {
     const again = await lora(['finetune', 'create', TINY_LLAMA, 'qv', tiny.adapters['tiny-llama-qv']]);
-    expect(again).toMatchObject({ code: 1, stdout: '', stderr: expect.stringMatching(/^error: .*qv.* \(code 3042\)\n$/) });
+    expect(again).toMatchObject({ code: 1, stdout: '', stderr: expect.stringMatching(/^error: .*qv.* \(code 90002\)\n$/) });
     expect(await finetuneNames()).toContain('qv');
   });
 });
@@ -189,7 +189,7 @@ describe('lora failures', () => {
     expect(failed.stdout).toBe('');
     const lines = failed.stderr.trimEnd().split('\n');
     expect(lines).toEqual([
-      'error: adapter_model.safetensors: base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight has shape [64, 8], expected [64, 4] (r=4) (code 3040)',
+      'error: adapter_model.safetensors: base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight has shape [64, 8], expected [64, 4] (r=4) (code 90001)',
       'hint: finetune "mismatch" was not kept; fix the adapter folder and run the command again',
     ]);
     expect(await finetuneNames()).not.toContain('mismatch');
@@ -204,7 +204,7 @@ describe('lora failures', () => {
     expect(failed.code).toBe(1);
     // The service answers as soon as the header shows the problem and discards the rest of the body, so the
     // answer reaches the client, which stops sending.
-    expect(failed.stderr).toMatch(/\nerror: adapter_model\.safetensors: junk is not a LoRA weight .+ \(code 3040\)\nhint: finetune "junk" was not kept; .+\n$/);
+    expect(failed.stderr).toMatch(/\nerror: adapter_model\.safetensors: junk is not a LoRA weight .+ \(code 90001\)\nhint: finetune "junk" was not kept; .+\n$/);
     expect(await finetuneNames()).not.toContain('junk');
   });
 

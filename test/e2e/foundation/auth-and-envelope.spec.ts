@@ -113,7 +113,7 @@ describe('envelope on every error', () => {
 });
 
 describe('database outage', () => {
-  it('answers 503/7002 in the envelope when the database cannot be reached', async () => {
+  it('answers 503/90502 in the envelope when the database cannot be reached', async () => {
     const { createApp } = await import('../../../src/app.factory.js');
     const { loadConfig } = await import('../../../src/config/app-config.js');
     const app = await createApp(
@@ -132,7 +132,7 @@ describe('database outage', () => {
       const base = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}/client/v4`;
       const response = await call(base, 'GET', `/accounts/${acme.id}/ai/finetunes`, { token: acme.token });
       expect(response.status).toBe(503);
-      expect(response.body).toEqual({ result: null, success: false, errors: [{ code: 7002, message: expect.any(String) }], messages: [] });
+      expect(response.body).toEqual({ result: null, success: false, errors: [{ code: 90502, message: expect.any(String) }], messages: [] });
     } finally {
       await app.close();
     }

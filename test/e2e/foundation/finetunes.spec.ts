@@ -64,11 +64,11 @@ describe('create', () => {
     expect(noLora.body.errors[0]).toMatchObject({ code: 5005, message: expect.stringContaining('@cf/meta/llama-2-7b-chat-fp16') });
   });
 
-  it('rejects a duplicate name in the same account with 409/3042 but allows it in another account', async () => {
+  it('rejects a duplicate name in the same account with 409/90002 but allows it in another account', async () => {
     await create(acme, { model: LLAMA, name: 'dup' });
     const again = await create(acme, { model: LLAMA, name: 'dup' });
     expect(again.status).toBe(409);
-    expect(again.body.errors[0]).toMatchObject({ code: 3042, message: expect.stringContaining('dup') });
+    expect(again.body.errors[0]).toMatchObject({ code: 90002, message: expect.stringContaining('dup') });
     expect((await create(other, { model: LLAMA, name: 'dup' })).status).toBe(200);
   });
 
@@ -101,12 +101,12 @@ describe('create', () => {
     expect(response.body.errors[0]!.message).toContain(field);
   });
 
-  it('enforces the per-account quota with 429/3043, even for concurrent creates', async () => {
+  it('enforces the per-account quota with 429/90003, even for concurrent creates', async () => {
     const results = await Promise.all([1, 2, 3, 4, 5].map((i) => create(other, { model: GEMMA, name: `q${i}` })));
     expect(results.filter((r) => r.status === 200)).toHaveLength(3);
     const rejected = results.filter((r) => r.status === 429);
     expect(rejected).toHaveLength(2);
-    expect(rejected[0]!.body.errors[0]).toMatchObject({ code: 3043, message: expect.stringContaining('3') });
+    expect(rejected[0]!.body.errors[0]).toMatchObject({ code: 90003, message: expect.stringContaining('3') });
     // The quota is per account: acme still has room.
     expect((await create(acme, { model: GEMMA, name: 'q1' })).status).toBe(200);
   });

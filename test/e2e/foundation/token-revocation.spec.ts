@@ -64,7 +64,7 @@ describe('listing tokens', () => {
 
   it('answers 404 for an account that does not exist, and 401 without the admin token', async () => {
     const missing = await call(a.baseUrl, 'GET', `/admin/accounts/${'0'.repeat(32)}/tokens`, { token: ADMIN_TOKEN });
-    expect([missing.status, missing.body.errors[0]?.code]).toEqual([404, 7000]);
+    expect([missing.status, missing.body.errors[0]?.code]).toEqual([404, 7003]);
     expect((await call(a.baseUrl, 'GET', `/admin/accounts/${acme.id}/tokens`, { token: acme.token })).status).toBe(401);
   });
 });
@@ -99,7 +99,7 @@ describe('revoking a token', () => {
   it("answers 404 for a token id under another account's path, and the token keeps working", async () => {
     const token = await newToken(a.baseUrl, other.id, 'not yours');
     const wrong = await revoke(acme.id, token.id);
-    expect([wrong.status, wrong.body.errors[0]?.code]).toEqual([404, 7000]);
+    expect([wrong.status, wrong.body.errors[0]?.code]).toEqual([404, 7003]);
     expect(await statusWith(b, other.id, token.value)).toBe(200);
     expect((await revoke(other.id, token.id)).status).toBe(200);
     expect((await revoke(other.id, token.id)).status).toBe(404);

@@ -189,10 +189,10 @@ describe('run errors', () => {
     expect(response.body.errors[0]!.message).toContain(field);
   });
 
-  it('a model with no engine configured is 503/7003 saying how to configure one', async () => {
+  it('a model with no engine configured is 503/90503 saying how to configure one', async () => {
     const response = await run(acme, '@cf/meta-llama/llama-2-7b-chat-hf-lora', { prompt: 'x' });
     expect(response.status).toBe(503);
-    expect(response.body.errors[0]).toMatchObject({ code: 7003, message: expect.stringContaining('MODELS_FILE') });
+    expect(response.body.errors[0]).toMatchObject({ code: 90503, message: expect.stringContaining('MODELS_FILE') });
   });
 
   it('deleting a finetune makes it unknown to run at once', async () => {

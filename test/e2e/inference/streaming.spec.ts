@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
-import { EngineUnavailableError } from '../../../src/common/api-error.js';
+import { ApiError } from '../../../src/common/errors.js';
 import type { GenerationResult } from '../../../src/inference/engine.js';
 import { RUN_FRAMING } from '../../../src/inference/sse.js';
 import { abortOnDisconnect, openEventStream, type Generate } from '../../../src/inference/streaming.js';
@@ -41,11 +41,11 @@ const generations: Record<string, Generate> = {
   'fails-midway': async (_signal, onText) => {
     onText('a');
     await tick();
-    throw new EngineUnavailableError('the engine went away');
+    throw new ApiError('engineUnavailable', 'the engine went away');
   },
   'fails-early': async () => {
     await tick();
-    throw new EngineUnavailableError('the engine is not there');
+    throw new ApiError('engineUnavailable', 'the engine is not there');
   },
   endless: (signal, onText) =>
     new Promise((resolve) => {
@@ -71,7 +71,7 @@ beforeAll(async () => {
       return reply.send(await openEventStream(request, reply, aborter, generations[request.params.name]!, framing));
     } catch (error) {
       // Before any output: what the controllers let the error filter answer.
-      return reply.status((error as EngineUnavailableError).status).send({ failed: (error as Error).message });
+      return reply.status((error as ApiError).status).send({ failed: (error as Error).message });
     }
   };
   server.get('/run/:name', route('run'));
@@ -116,11 +116,11 @@ describe('openEventStream', () => {
     expect(run.status).toBe(200);
     expect((await events(run)).map((e) => JSON.parse(e))).toEqual([
       { response: 'a' },
-      { error: { code: 7003, message: 'the engine went away' } },
+      { error: { code: 90503, message: 'the engine went away' } },
     ]);
     const openai = await fetch(`${base}/openai/fails-midway`, { headers: { 'x-request-id': 'midway-openai' } });
     const last = JSON.parse((await events(openai)).at(-1)!);
-    expect(last).toEqual({ error: { message: 'the engine went away', type: 'server_error', param: null, code: '7003' } });
+    expect(last).toEqual({ error: { message: 'the engine went away', type: 'server_error', param: null, code: '90503' } });
 
     for (const id of ['midway-run', 'midway-openai']) {
       const logged = lines.find((line) => line.request_id === id && line.level === 'error');

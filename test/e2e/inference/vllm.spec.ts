@@ -109,10 +109,10 @@ describe('runs on a remote vLLM server', () => {
     expect(vllm.disconnects()).toBe(before + 1);
   });
 
-  it('an unreachable vLLM is 503/7003 naming it', async () => {
+  it('an unreachable vLLM is 503/90503 naming it', async () => {
     const response = await run({ prompt: 'x', raw: true }, DOWN);
     expect(response.status).toBe(503);
-    expect(response.body.errors[0]).toMatchObject({ code: 7003, message: expect.stringContaining('127.0.0.1:1') });
+    expect(response.body.errors[0]).toMatchObject({ code: 90503, message: expect.stringContaining('127.0.0.1:1') });
   });
 
   it('names the adapter per finetune version', () => {

@@ -23,14 +23,14 @@ beforeAll(async () => {
 afterAll(() => t.close());
 
 describe('concurrent requests per model', () => {
-  it('a burst beyond max_concurrent_requests waits max_queue_wait_ms, then gets 429/3044; the freed slot serves again', async () => {
+  it('a burst beyond max_concurrent_requests waits max_queue_wait_ms, then gets 429/3040; the freed slot serves again', async () => {
     const holder = await holdSlot(t, acme, NARROW);
     expect(await activeRequests(t, NARROW)).toBe(1);
 
     const burst = await Promise.all(Array.from({ length: 5 }, () => run(t, acme, NARROW, { prompt: 'hi', max_tokens: 2 })));
     for (const response of burst) {
       expect(response.status).toBe(429);
-      expect(response.body.errors[0]).toMatchObject({ code: 3044, message: expect.stringContaining('1 concurrent requests') });
+      expect(response.body.errors[0]).toMatchObject({ code: 3040, message: expect.stringContaining('1 concurrent requests') });
       expect(response.headers.get('retry-after')).toBe('1');
     }
 

@@ -241,7 +241,7 @@ describe('errors in OpenAI\'s shape', () => {
   });
 
   it('a model without an engine is 503; a finetune on a base without LoRA is 405', async () => {
-    expect(await failure(chat(NO_ENGINE))).toMatchObject({ status: 503, code: '7003', type: 'server_error' });
+    expect(await failure(chat(NO_ENGINE))).toMatchObject({ status: 503, code: '90503', type: 'server_error' });
     expect(await failure(chat('@cf/meta/llama-2-7b-chat-fp16:qv'))).toMatchObject({ status: 405, code: '5005' });
   });
 

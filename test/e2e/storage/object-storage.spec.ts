@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { HeadObjectCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
-import { StorageUnavailableError, ValidationError } from '../../../src/common/api-error.js';
+import { ApiError } from '../../../src/common/errors.js';
 import { assetKey, ObjectStorage, type ObjectStorageOptions } from '../../../src/storage/object-storage.js';
 
 const MiB = 1024 * 1024;
@@ -292,7 +292,7 @@ describe('ObjectStorage against s3rver', () => {
   it('aborting mid-stream leaves no object and no open multipart upload, and rethrows the abort reason', async () => {
     const key = 'aborted/adapter.safetensors';
     const controller = new AbortController();
-    const reason = new ValidationError('client disconnected');
+    const reason = new ApiError('validation', 'client disconnected');
     const body = generated(20 * MiB, (sent) => {
       if (sent >= 12 * MiB && !controller.signal.aborted) controller.abort(reason);
     });
@@ -307,7 +307,7 @@ describe('ObjectStorage against s3rver', () => {
 
   it('a body stream error leaves no object and no open multipart upload, and is rethrown unchanged', async () => {
     const key = 'failed/adapter.safetensors';
-    const failure = new ValidationError('file exceeds the size limit');
+    const failure = new ApiError('validation', 'file exceeds the size limit');
     const body = generated(20 * MiB, (sent, stream) => {
       if (sent >= 10 * MiB) stream.destroy(failure);
     });
@@ -328,7 +328,7 @@ describe('ObjectStorage against s3rver', () => {
     expect(await storage.list('pre-aborted/')).toEqual([]);
   });
 
-  it('reports an unreachable endpoint as StorageUnavailableError', async () => {
+  it('reports an unreachable endpoint as storageUnavailable', async () => {
     const unreachable = new ObjectStorage(options({ endpoint: 'http://127.0.0.1:1', secretAccessKey: 'do-not-leak' }));
     try {
       const errors = await Promise.all(
@@ -337,8 +337,8 @@ describe('ObjectStorage against s3rver', () => {
         ),
       );
       for (const error of errors) {
-        expect(error).toBeInstanceOf(StorageUnavailableError);
-        expect(error).toMatchObject({ status: 503, code: 7001 });
+        expect(error).toBeInstanceOf(ApiError);
+        expect(error).toMatchObject({ error: 'storageUnavailable', status: 503, code: 90501 });
         expect((error as Error).message).toContain('127.0.0.1:1');
         expect((error as Error).message).not.toContain('do-not-leak');
       }

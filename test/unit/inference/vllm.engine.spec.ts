@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BUILTIN_MODELS } from '../../../src/catalog/builtin-models.js';
 import type { EngineConfig, ModelDefinition } from '../../../src/catalog/model-definition.js';
-import { EngineUnavailableError } from '../../../src/common/api-error.js';
 import type { AdapterFileSource, AdapterRef, GenerationRequest } from '../../../src/inference/engine.js';
 import { VllmEngine, vllmLoraName } from '../../../src/inference/engines/vllm.engine.js';
 import { standInAnswer, standInTokens, startVllmStandIn, type VllmStandIn, type VllmStandInOptions } from '../../helpers/vllm-stand-in.js';
@@ -206,7 +205,7 @@ describe('VllmEngine', () => {
     const vllm = engine(server, {}, source);
 
     const error = await rejection(vllm.generate(request({ adapter: ADAPTER })));
-    expect(error).toBeInstanceOf(EngineUnavailableError);
+    expect(error).toMatchObject({ error: 'engineUnavailable' });
     expect((error as Error).message).toBe(
       `vLLM at ${server.url} answered 404 to /v1/load_lora_adapter: Loading lora ${NAME} failed: No adapter found for ${join(adapterDir, NAME)}`,
     );
@@ -276,7 +275,7 @@ describe('VllmEngine', () => {
     expect(server.loads).toEqual([]);
   });
 
-  it('answers 503/7003 naming the URL when vLLM is down', async () => {
+  it('answers 503/90503 naming the URL when vLLM is down', async () => {
     const closed = createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
@@ -285,19 +284,19 @@ describe('VllmEngine', () => {
 
     for (const attempt of [() => vllm.generate(request()), () => vllm.generate(request({ adapter: ADAPTER })), () => vllm.countTokens('hi')]) {
       const error = await rejection(attempt());
-      expect(error).toBeInstanceOf(EngineUnavailableError);
-      expect(error).toMatchObject({ status: 503, code: 7003 });
+      expect(error).toMatchObject({ error: 'engineUnavailable' });
+      expect(error).toMatchObject({ status: 503, code: 90503 });
       expect((error as Error).message).toContain(url);
       expect((error as Error).message).toContain('ECONNREFUSED');
       expect((error as Error).message).not.toContain('never-shown');
     }
   });
 
-  it('answers 503 when vLLM takes longer than timeout_ms', async () => {
+  it('answers 408/3007 when vLLM takes longer than timeout_ms', async () => {
     const server = await standIn({ chunkDelayMs: 200 });
     const error = await rejection(engine(server, { timeout_ms: 100 }).generate(request(), () => undefined));
 
-    expect(error).toBeInstanceOf(EngineUnavailableError);
+    expect(error).toMatchObject({ error: 'timeout', status: 408, code: 3007 });
     expect((error as Error).message).toContain(`vLLM at ${server.url} did not answer within 100 ms`);
   });
 
@@ -307,7 +306,7 @@ describe('VllmEngine', () => {
     expect(server.authorizations).toEqual(['Bearer sk-vllm', 'Bearer sk-vllm']);
 
     const error = await rejection(engine(server).generate(request()));
-    expect(error).toBeInstanceOf(EngineUnavailableError);
+    expect(error).toMatchObject({ error: 'engineUnavailable' });
     expect((error as Error).message).toBe(`vLLM at ${server.url} answered 401 to /v1/completions: Unauthorized`);
   });
 
@@ -315,7 +314,7 @@ describe('VllmEngine', () => {
     const server = await standIn({ runtimeLoraUpdating: false });
     const error = await rejection(engine(server).generate(request({ adapter: ADAPTER })));
 
-    expect(error).toBeInstanceOf(EngineUnavailableError);
+    expect(error).toMatchObject({ error: 'engineUnavailable' });
     expect((error as Error).message).toContain('answered 404 to /v1/load_lora_adapter');
     expect((error as Error).message).toContain('VLLM_ALLOW_RUNTIME_LORA_UPDATING=True');
   });
@@ -324,7 +323,7 @@ describe('VllmEngine', () => {
     const server = await standIn();
     const error = await rejection(engine({ url: server.url, served: 'not-served' }).generate(request()));
 
-    expect(error).toBeInstanceOf(EngineUnavailableError);
+    expect(error).toMatchObject({ error: 'engineUnavailable' });
     expect((error as Error).message).toBe(`vLLM at ${server.url} answered 404 to /v1/completions: The model \`not-served\` does not exist.`);
   });
 
@@ -341,7 +340,7 @@ describe('VllmEngine', () => {
     await vllm.close();
 
     const error = await pending;
-    expect(error).toBeInstanceOf(EngineUnavailableError);
+    expect(error).toMatchObject({ error: 'engineUnavailable' });
     expect((error as Error).message).toContain('the engine is closed');
   });
 });

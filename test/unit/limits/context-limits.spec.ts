@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { BUILTIN_MODELS } from '../../../src/catalog/builtin-models.js';
 import type { ModelDefinition } from '../../../src/catalog/model-definition.js';
-import { ValidationError } from '../../../src/common/api-error.js';
+import { ApiError } from '../../../src/common/errors.js';
 import { checkContextLimits } from '../../../src/limits/context-limits.js';
 
 const INT8 = BUILTIN_MODELS.find((m) => m.name === '@cf/meta/llama-2-7b-chat-int8')!;
@@ -35,9 +35,9 @@ describe('checkContextLimits', () => {
   it('rejects one token over sequence_length_limit with 400 naming the numbers', async () => {
     const { count } = counter(1545);
     const error = await checkContextLimits(INT8, 'x'.repeat(6000), 256, count).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(ValidationError);
-    expect((error as ValidationError).status).toBe(400);
-    expect((error as ValidationError).message).toBe(
+    expect(error).toMatchObject({ error: 'validation' });
+    expect((error as ApiError).status).toBe(400);
+    expect((error as ApiError).message).toBe(
       "prompt tokens (1545) + max_tokens (256) = 1801, over @cf/meta/llama-2-7b-chat-int8's sequence_length_limit 1800: shorten the input or lower max_tokens",
     );
   });
