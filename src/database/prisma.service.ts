@@ -17,16 +17,28 @@ const UNAVAILABLE = new Set([
   'P1001', 'P1002', 'P1017', 'P2037',
   'DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections',
 ]);
-/** Errors known by their text: 55000 is also raised by queries, so only its connection refusal counts; pool and transaction waits that ran out. */
+/**
+ * Prisma errors known by their text, which quotes the SQLSTATE of errors it has no code of its own for (Prisma's
+ * "Database error. Code: `57P01`"); 55000 is also raised by queries, so only its connection refusal counts.
+ */
 const UNAVAILABLE_MESSAGE =
-  /ECONNREFUSED|Connection terminated|connect ETIMEDOUT|terminating connection|Can't reach database|is not currently accepting connections|timeout exceeded when trying to connect|Unable to start a transaction in the given time/;
+  /Code: `(53300|57P0[123]|08\d{3}|08P01)`|ECONNREFUSED|Connection terminated|connect ETIMEDOUT|terminating connection|Can't reach database|is not currently accepting connections|Unable to start a transaction in the given time/;
+/** pg and pg-pool errors the driver adapter passes on as they are: no connection within the pool's wait, or a connection lost. */
+const DRIVER_MESSAGE = /^(timeout exceeded when trying to connect|Connection terminated unexpectedly|Connection terminated due to connection timeout)$/;
 
 /** True for errors raised by Prisma, its driver adapter or the pg pool because the database cannot serve queries. */
 export function isDatabaseUnavailable(error: unknown): boolean {
   if (error instanceof Prisma.PrismaClientInitializationError) return true;
+  if (error instanceof Error && DRIVER_MESSAGE.test(error.message)) return true;
+  // Only the database layer's errors by code: a client's aborted request also says ECONNRESET.
+  const fromDatabase =
+    error instanceof Prisma.PrismaClientKnownRequestError ||
+    error instanceof Prisma.PrismaClientUnknownRequestError ||
+    (error as { name?: string })?.name === 'DriverAdapterError';
+  if (!fromDatabase) return false;
   const e = error as { code?: string; cause?: { code?: string; originalCode?: string; kind?: string }; message?: string };
-  const codes = [e?.code, e?.cause?.code, e?.cause?.originalCode, e?.cause?.kind];
-  return codes.some((code) => code !== undefined && UNAVAILABLE.has(code)) || UNAVAILABLE_MESSAGE.test(e?.message ?? '');
+  const codes = [e.code, e.cause?.code, e.cause?.originalCode, e.cause?.kind];
+  return codes.some((code) => code !== undefined && UNAVAILABLE.has(code)) || UNAVAILABLE_MESSAGE.test(e.message ?? '');
 }
 
 /** For the exception filter: database outages answer databaseUnavailable (503) on every route. */
