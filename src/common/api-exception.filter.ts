@@ -72,8 +72,14 @@ export function mapError(error: unknown, request: FastifyRequest, translators: E
       return mapped(translated);
     }
   }
-  const known = (error instanceof HttpException ? httpException(error) : fastifyError(error)) ?? clientAborted(error, request);
+  const known = error instanceof HttpException ? httpException(error) : fastifyError(error);
   if (known) return mapped(known);
+  const aborted = clientAborted(error, request);
+  if (aborted) {
+    // Nobody reads this answer; the log says what became of the request.
+    logger.log(`${aborted.status}/${aborted.code} on ${where(request)}: ${aborted.message}`);
+    return mapped(aborted);
+  }
   logger.error(`unhandled error on ${where(request)} (request ${request.id})`, error instanceof Error ? error.stack : String(error));
   return mapped(new ApiError('internal', `Internal server error (request ${request.id})`));
 }
