@@ -149,7 +149,9 @@ export class ObjectStorage {
     } catch (error) {
       // lib-storage stops reading on failure; release the caller's stream (e.g. a request body).
       body.destroy();
-      if (callerFailure !== undefined) throw callerFailure.error;
+      // An AbortError without the caller's abort is the body read being abandoned because the upload failed.
+      const abandoned = (callerFailure?.error as { name?: string } | undefined)?.name === 'AbortError' && !signal?.aborted;
+      if (callerFailure !== undefined && !abandoned) throw callerFailure.error;
       if (signal?.aborted) throw signal.reason;
       throw this.failure('upload', error, key);
     } finally {
