@@ -57,12 +57,12 @@ async function queued(model: string, count: number): Promise<void> {
 }
 
 describe('rejectIfBusy', () => {
-  it('at capacity, a request with it is refused at once with 429/3044 on every route; without it, it queues as before', async () => {
+  it('at capacity, a request with it is refused at once with 429/3040 on every route; without it, it queues as before', async () => {
     const holder = await holdSlot(t, acme, PATIENT);
 
     const refused = await run(t, acme, PATIENT, { prompt: 'hi', max_tokens: 2, options: { rejectIfBusy: true } });
     expect(refused.status).toBe(429);
-    expect(refused.body.errors[0]).toMatchObject({ code: 3044, message: expect.stringContaining('rejectIfBusy') });
+    expect(refused.body.errors[0]).toMatchObject({ code: 3040, message: expect.stringContaining('rejectIfBusy') });
     expect(refused.headers.get('retry-after')).toBe('1');
 
     const messages = [{ role: 'user', content: 'hi' }];
@@ -72,7 +72,7 @@ describe('rejectIfBusy', () => {
     ] as const) {
       const response = await openai(path, body);
       expect(response.status).toBe(429);
-      expect(await response.json()).toMatchObject({ error: { type: 'rate_limit_error', code: '3044', message: expect.stringContaining('rejectIfBusy') } });
+      expect(await response.json()).toMatchObject({ error: { type: 'rate_limit_error', code: '3040', message: expect.stringContaining('rejectIfBusy') } });
     }
     // Nothing was queued by the refusals.
     expect(await queuedRequests(t, PATIENT)).toBe(0);
