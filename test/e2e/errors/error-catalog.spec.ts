@@ -133,7 +133,7 @@ const CASES: Record<ErrorName, () => Promise<Outcome>> = {
     }
   },
   routeNotFound: async () => outcome(await call(t.baseUrl, 'GET', '/no/such/route', { token: acme.token })),
-  accountNotFound: async () =>
+  objectNotFound: async () =>
     outcome(await call(t.baseUrl, 'POST', `/admin/accounts/${randomBytes(16).toString('hex')}/tokens`, { token: ADMIN_TOKEN, body: { name: 'x' } })),
   internal: async () => {
     // A schema the service does not expect (a table gone) is a fault of the service, not an outage.
