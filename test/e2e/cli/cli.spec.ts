@@ -306,7 +306,7 @@ describe('lora tokens, with the admin token', () => {
 
   it("another account's token id is not found; an API token or no token is not the admin token", async () => {
     const [acmeToken] = JSON.parse((await lora(['tokens', 'list', '--json'], { env: { ...adminEnv(), LORA_ACCOUNT_ID: acme.id } })).stdout) as { id: string }[];
-    expect(await lora(['tokens', 'revoke', acmeToken!.id], { env: adminEnv() })).toMatchObject({ code: 1, stderr: expect.stringMatching(/\(code 7000\)\n$/) });
+    expect(await lora(['tokens', 'revoke', acmeToken!.id], { env: adminEnv() })).toMatchObject({ code: 1, stderr: expect.stringMatching(/\(code 7003\)\n$/) });
     expect((await lora(['finetune', 'list'])).code).toBe(0);
     expect(await lora(['tokens', 'list', '--admin-token', acme.token], { env: adminEnv() })).toMatchObject({
       code: 1,
