@@ -12,8 +12,11 @@ function newest(path) {
 }
 
 const entry = join(root, 'dist', 'main.js');
-const stale = !existsSync(entry) || !existsSync(join(root, 'src', 'generated')) ||
-  Math.max(newest(join(root, 'src')), newest(join(root, 'prisma'))) > statSync(entry).mtimeMs;
+// `npm run build` also builds the web console (console/) into dist/console-ui.
+const consolePage = join(root, 'dist', 'console-ui', 'index.html');
+const stale = !existsSync(entry) || !existsSync(consolePage) || !existsSync(join(root, 'src', 'generated')) ||
+  Math.max(newest(join(root, 'src')), newest(join(root, 'prisma'))) > statSync(entry).mtimeMs ||
+  newest(join(root, 'console')) > statSync(consolePage).mtimeMs;
 if (stale) {
   const result = spawnSync('npm', ['run', 'build'], { stdio: 'inherit', cwd: root });
   if (result.status !== 0) process.exit(result.status ?? 1);

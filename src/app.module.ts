@@ -5,6 +5,7 @@ import { CatalogModule } from './catalog/catalog.module.js';
 import { ShutdownGrace } from './common/shutdown-grace.js';
 import type { AppConfig } from './config/app-config.js';
 import { ConfigModule } from './config/config.module.js';
+import { ConsoleModule } from './console/console.module.js';
 import { DatabaseModule } from './database/database.module.js';
 import { FinetunesModule } from './finetunes/finetunes.module.js';
 import { InferenceModule } from './inference/inference.module.js';
@@ -33,6 +34,7 @@ export class AppModule {
         InferenceModule,
         ObservabilityModule,
         OpenAiModule,
+        ConsoleModule,
       ],
     };
   }
