@@ -3,6 +3,7 @@ import { isAbsolute, join, relative } from 'node:path';
 import type { AccountsService } from '../accounts/accounts.service.js';
 import { generateTokenSecret } from '../accounts/secrets.js';
 import { ConfigError, type AppConfig, type LoadedConfig } from '../config/app-config.js';
+import { CONSOLE_PATH } from '../console/console-routes.js';
 import { TINY_SAMPLE_ADAPTERS } from '../formats/tiny-model.js';
 import { writeTinyModels } from '../formats/tiny-model-files.js';
 
@@ -81,9 +82,13 @@ export function readyBanner(baseUrl: string, run: FirstRun, account: FirstAccoun
         '',
         'Created the first account and an API token (the token is shown only now). Paste this into your shell:',
         `  export BASE=${baseUrl} ACCOUNT=${account.id} TOKEN=${account.token}`,
+        // The fragment never reaches the server (nor its logs); the console takes it and clears the address bar.
+        'Or open the web console, signed in:',
+        `  ${consoleUrl(baseUrl)}#account=${account.id}&token=${account.token}`,
       );
     } else {
       lines.push('', `First account (its API token was shown when it was created):`, `  export BASE=${baseUrl} ACCOUNT=${account.id}`);
+      lines.push(`Web console: ${consoleUrl(baseUrl)} (sign in with the account id and an API token)`);
     }
   }
   if (run.adminTokenFile !== undefined) {
@@ -111,6 +116,10 @@ export function readyBanner(baseUrl: string, run: FirstRun, account: FirstAccoun
     }
   }
   return `${lines.join('\n')}\n`;
+}
+
+function consoleUrl(baseUrl: string): string {
+  return new URL(`${CONSOLE_PATH}/`, baseUrl).href;
 }
 
 /** Paths under the working directory as typed in a shell there; others as they are. */

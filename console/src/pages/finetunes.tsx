@@ -19,7 +19,11 @@ function matches(f: Finetune, search: string): boolean {
 
 function CreateForm({ api, onCreated }: { api: Api; onCreated: (f: Finetune) => void }) {
   const models = useLoad(() => api.models(), []);
-  const loraModels = (models.data ?? []).filter((m) => m.properties.some((p) => p.property_id === 'lora' && p.value === 'true'));
+  const runnable = useLoad(() => api.runnableModels().catch(() => new Set<string>()), []);
+  // LoRA bases; those an engine serves here first, so the default is one that can run.
+  const loraModels = (models.data ?? [])
+    .filter((m) => m.properties.some((p) => p.property_id === 'lora' && p.value === 'true'))
+    .sort((a, b) => Number(runnable.data?.has(b.name) ?? false) - Number(runnable.data?.has(a.name) ?? false));
   const [model, setModel] = useState('');
   const [name, setName] = useState('');
   const [description, setDescription] = useState('');
@@ -53,11 +57,22 @@ function CreateForm({ api, onCreated }: { api: Api; onCreated: (f: Finetune) => 
           ))}
         </select>
       </label>
-      <label class="field">
-        <span>Name</span>
-        <input value={name} onInput={(e) => setName(e.currentTarget.value)} placeholder="support-bot" spellcheck={false} required maxLength={64} />
-        <small class="muted">Letters, digits, “-”, “_” and “.”; unique in the account.</small>
-      </label>
+      <div class="field">
+        <label for="create-name">Name</label>
+        <input
+          id="create-name"
+          value={name}
+          onInput={(e) => setName(e.currentTarget.value)}
+          placeholder="support-bot"
+          spellcheck={false}
+          required
+          maxLength={64}
+          aria-describedby="create-name-hint"
+        />
+        <small id="create-name-hint" class="muted">
+          Letters, digits, “-”, “_” and “.”; unique in the account.
+        </small>
+      </div>
       <label class="field span-all">
         <span>Description (optional)</span>
         <input value={description} onInput={(e) => setDescription(e.currentTarget.value)} maxLength={1024} />
@@ -108,7 +123,7 @@ function FinetuneTable({ list, api, own, onChange }: { list: Finetune[]; api: Ap
         <thead>
           <tr>
             <th scope="col">Name</th>
-            <th scope="col">Base model</th>
+            <th scope="col" class="hide-narrow">Base model</th>
             <th scope="col">Status</th>
             <th scope="col" class="hide-narrow">Created</th>
             <th scope="col">
@@ -123,8 +138,9 @@ function FinetuneTable({ list, api, own, onChange }: { list: Finetune[]; api: Ap
                 <a href={`#/finetunes/${f.id}`}>{f.name}</a>
                 {f.public && own && <span class="badge badge-muted">public</span>}
                 {f.description && <div class="muted small clamp">{f.description}</div>}
+                <code class="small show-narrow">{f.model}</code>
               </td>
-              <td>
+              <td class="hide-narrow">
                 <code class="small">{f.model}</code>
               </td>
               <td>
@@ -290,7 +306,7 @@ function Uploader({ api, finetune, onUploaded }: { api: Api; finetune: Finetune;
         <div class="dropzone-buttons">
           <label class="btn btn-small file-button">
             Choose folder…
-            <input type="file" class="sr-only" aria-label="Choose adapter folder" {...{ webkitdirectory: '' }} onChange={(e) => choose(e.currentTarget.files ?? [])} />
+            <input type="file" class="sr-only" aria-label="Choose adapter folder" {...{ webkitdirectory: true }} onChange={(e) => choose(e.currentTarget.files ?? [])} />
           </label>
           <label class="btn btn-small file-button">
             Choose files…

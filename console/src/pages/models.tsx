@@ -66,7 +66,10 @@ export function ModelsPage({ api }: { api: Api }) {
   const [filter, setFilter] = useState('');
   const [loraOnly, setLoraOnly] = useState(false);
   const [open, setOpen] = useState<string>();
-  const shown = (models.data ?? []).filter(
+  // Models that can run here (they have an engine) come first.
+  const hasEngine = (m: ModelCard) => runnable.data?.has(m.name) ?? false;
+  const ordered = [...(models.data ?? [])].sort((a, b) => Number(hasEngine(b)) - Number(hasEngine(a)));
+  const shown = ordered.filter(
     (m) =>
       (!loraOnly || property(m, 'lora') === 'true') &&
       (filter === '' || `${m.name} ${m.description}`.toLowerCase().includes(filter.toLowerCase())),

@@ -178,6 +178,8 @@ export function PlaygroundPage({ api, finetuneId }: { api: Api; finetuneId?: str
   const sides = compare ? [loraA, loraB] : [loraA];
   const requests: RunRequest[] = sides.map((lora) => ({ account: api.session.account, model: current, body: bodyFor(lora) }));
 
+  const snippetText = current ? snippet(snippetKind, requests[Math.min(snippetSide, requests.length - 1)]!) : '';
+
   const update = (index: number, change: Partial<Pane> | ((p: Pane) => Partial<Pane>)) =>
     setPanes((prev) => prev.map((p, i) => (i === index ? { ...p, ...(typeof change === 'function' ? change(p) : change) } : p)));
 
@@ -218,7 +220,7 @@ export function PlaygroundPage({ api, finetuneId }: { api: Api; finetuneId?: str
     }
     const bodies = sides.map((lora) => bodyFor(lora, values));
     controllers.current = bodies.map(() => new AbortController());
-    setPanes(sides.map((lora) => ({ label: lora ? `with ${loraName(lora)}` : compare ? 'base model' : 'output', lora, text: '', state: 'running' })));
+    setPanes(sides.map((lora) => ({ label: lora ? `with ${loraName(lora)}` : compare ? 'base model' : 'Output', lora, text: '', state: 'running' })));
     bodies.forEach((body, i) => void runOne(i, body, controllers.current[i]!));
   };
   const stop = () => controllers.current.forEach((c) => c.abort());
@@ -391,23 +393,15 @@ export function PlaygroundPage({ api, finetuneId }: { api: Api; finetuneId?: str
                   <option value={1}>Request B</option>
                 </select>
               )}
+              <span class="snippet-copy">
+                <CopyButton text={snippetText} title="Copy the snippet" />
+              </span>
             </div>
-            <SnippetView text={current ? snippet(snippetKind, requests[Math.min(snippetSide, requests.length - 1)]!) : ''} />
+            <pre class="code" data-testid="snippet">
+              {snippetText}
+            </pre>
           </section>
         </div>
-      </div>
-    </div>
-  );
-}
-
-function SnippetView({ text }: { text: string }) {
-  return (
-    <div class="snippet-body">
-      <pre class="code" data-testid="snippet">
-        {text}
-      </pre>
-      <div class="snippet-copy">
-        <CopyButton text={text} title="Copy the snippet" />
       </div>
     </div>
   );
