@@ -45,7 +45,7 @@ export function BarChart({ title, labels, series, unit }: { title: string; label
           ))}
         </span>
       </figcaption>
-      <svg viewBox={`0 0 ${width} ${height}`} role="img" aria-label={`${title}, ${unit}`} preserveAspectRatio="none" class="chart-svg">
+      <svg viewBox={`0 0 ${width} ${height}`} role="img" aria-label={`${title}, ${unit}`} class="chart-svg">
         {[0, 0.5, 1].map((f) => (
           <g key={f}>
             <line x1={pad.left} x2={width - pad.right} y1={y(max * f)} y2={y(max * f)} class="grid" />

@@ -147,9 +147,11 @@ function FinetuneTable({ list, api, own, onChange }: { list: Finetune[]; api: Ap
                 <StatusBadge status={f.status} />
               </td>
               <td class="hide-narrow nowrap">{formatDate(f.created_at)}</td>
-              <td class="actions">
-                <CopyButton text={f.id} label="Copy id" title={`Copy the id of ${f.name}`} />
-                {own && <DeleteButton api={api} finetune={f} onDeleted={onChange} />}
+              <td>
+                <div class="actions">
+                  <CopyButton text={f.id} label="Copy id" title={`Copy the id of ${f.name}`} />
+                  {own && <DeleteButton api={api} finetune={f} onDeleted={onChange} />}
+                </div>
               </td>
             </tr>
           ))}

@@ -24,6 +24,8 @@ interface Pane {
 }
 
 const NO_ADAPTER = '';
+/** Shown at once; the model's other sampling fields are one click away. */
+const PRIMARY_FIELDS = new Set(['max_tokens', 'temperature', 'seed']);
 
 function finetuneLabel(f: Finetune, own: boolean): string {
   return own ? f.name : `${f.name} (public)`;
@@ -225,6 +227,10 @@ export function PlaygroundPage({ api, finetuneId }: { api: Api; finetuneId?: str
   };
   const stop = () => controllers.current.forEach((c) => c.abort());
 
+  const fieldInput = (spec: FieldSpec) => (
+    <FieldInput key={spec.name} spec={spec} value={params[spec.name] ?? ''} onChange={(v) => setParams({ ...params, [spec.name]: v })} />
+  );
+
   const loraSelect = (id: string, value: string, onChange: (v: string) => void, label: string) => (
     <div class="field">
       <label for={id}>{label}</label>
@@ -345,10 +351,14 @@ export function PlaygroundPage({ api, finetuneId }: { api: Api; finetuneId?: str
             <ErrorMessage error={schema.error} />
             {schema.data && fields.length === 0 && <p class="muted small">This model's schema takes no sampling fields.</p>}
             <div class="param-grid">
-              {fields.map((spec) => (
-                <FieldInput key={spec.name} spec={spec} value={params[spec.name] ?? ''} onChange={(v) => setParams({ ...params, [spec.name]: v })} />
-              ))}
+              {fields.filter((spec) => PRIMARY_FIELDS.has(spec.name)).map(fieldInput)}
             </div>
+            {fields.some((spec) => !PRIMARY_FIELDS.has(spec.name)) && (
+              <details class="more-params" open={fields.some((spec) => !PRIMARY_FIELDS.has(spec.name) && params[spec.name])}>
+                <summary>More sampling fields</summary>
+                <div class="param-grid">{fields.filter((spec) => !PRIMARY_FIELDS.has(spec.name)).map(fieldInput)}</div>
+              </details>
+            )}
             <label class="check">
               <input type="checkbox" name="stream" checked={stream} onChange={(e) => setStream(e.currentTarget.checked)} /> Stream the answer as it is
               generated

@@ -101,9 +101,8 @@ export function UsagePage({ api }: { api: Api }) {
             <BarChart title="Neurons per day" unit="neurons" labels={days.map((d) => d.slice(5))} series={[{ label: 'neurons', tone: 'tone-3', values: perDay.map((u) => u?.neurons ?? 0) }]} />
           </div>
           <div class="card">
-            <h2 class="card-title">Per finetune</h2>
             {finetuneRows.length === 0 ? (
-              <p class="muted">No runs in this period.</p>
+              <p class="muted">No runs in this period: nothing to show per finetune.</p>
             ) : (
               <>
               <BarChart

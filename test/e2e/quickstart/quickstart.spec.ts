@@ -11,6 +11,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { launchChromium } from '../console/browser.js';
 
 const ROOT = join(import.meta.dirname, '../../..');
 /** Building (prisma generate + nest build) and creating the database take most of this on a busy machine. */
@@ -117,6 +118,26 @@ describe('README quick start', () => {
     expect(stdout.trim().split('\n').at(-1)).toContain('"success":true');
     expect(responses.at(-1)!.result.response).toEqual(expect.any(String));
     expect(responses.at(-1)!.result.response!.length).toBeGreaterThan(0);
+  }, 60_000);
+
+  it("follows the banner's console link into a signed-in Playground, the token taken out of the address bar", async () => {
+    const link = /^Or open the web console, signed in:\n\s*(http:\/\/\S+\/console\/#account=\S+&token=\S+)$/m.exec(output)?.[1];
+    expect(link).toBeDefined();
+    const token = /TOKEN=(\S+)/.exec(exportLine)![1]!;
+    expect(new URL(link!).hash).toContain(`token=${token}`);
+    const browser = await launchChromium();
+    try {
+      const page = browser.context.pages()[0] ?? (await browser.context.newPage());
+      page.setDefaultTimeout(20_000);
+      await page.goto(link!);
+      await page.getByRole('heading', { name: 'Playground' }).waitFor();
+      expect(new URL(page.url()).hash).toBe('#/playground');
+      expect(await page.evaluate(() => history.length)).toBe(1);
+      // Signed in: the account's finetune from the walkthrough is offered for the demo model.
+      await page.getByLabel('Finetune (optional)').locator('option', { hasText: 'my-first-lora' }).waitFor({ state: 'attached' });
+    } finally {
+      await browser.close();
+    }
   }, 60_000);
 
   it('shuts down gracefully on SIGTERM: every process exits and the embedded database is closed', async () => {
