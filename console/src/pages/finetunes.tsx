@@ -365,7 +365,10 @@ function Uploader({ api, finetune, onUploaded }: { api: Api; finetune: Finetune;
 
 export function FinetuneDetail({ api, idOrName }: { api: Api; idOrName: string }) {
   const finetune = useLoad(() => api.finetune(idOrName), [idOrName]);
+  // Another account's public finetune can be seen here, but only its owner can change it.
+  const own = useLoad(() => api.finetunes(), []);
   const f = finetune.data;
+  const mine = f !== undefined && (own.data?.some((x) => x.id === f.id) ?? false);
   return (
     <div class="page">
       <nav class="breadcrumb" aria-label="Breadcrumb">
@@ -388,7 +391,7 @@ export function FinetuneDetail({ api, idOrName }: { api: Api; idOrName: string }
                   Try in Playground
                 </a>
               )}
-              <DeleteButton api={api} finetune={f} onDeleted={() => (location.hash = '#/finetunes')} />
+              {mine && <DeleteButton api={api} finetune={f} onDeleted={() => (location.hash = '#/finetunes')} />}
             </div>
           </div>
           <dl class="card facts facts-wide">
@@ -419,6 +422,8 @@ export function FinetuneDetail({ api, idOrName }: { api: Api; idOrName: string }
           </dl>
           {f.status === 'ready' ? (
             <Notice kind="success">Both adapter files are in place and checked: the finetune is ready to use as <code>lora</code>.</Notice>
+          ) : !mine ? (
+            own.data && <Notice>This is another account’s public finetune; its files are not uploaded yet.</Notice>
           ) : (
             <Uploader api={api} finetune={f} onUploaded={finetune.reload} />
           )}
