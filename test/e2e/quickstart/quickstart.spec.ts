@@ -28,8 +28,6 @@ function copyWorkingTree(): string {
   for (const file of files.split('\0')) {
     // Listed but deleted in the working tree: absent from a clone of it too.
     if (file === '' || !existsSync(join(ROOT, file))) continue;
-    // A node_modules symlink (a worktree sharing one install) is not ignored by `node_modules/`; it is linked below.
-    if (file === 'node_modules') continue;
     mkdirSync(dirname(join(target, file)), { recursive: true });
     cpSync(join(ROOT, file), join(target, file));
   }
