@@ -1,3 +1,4 @@
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { formatNumber } from './components';
 
 export interface Series {
@@ -19,7 +20,14 @@ function niceMax(max: number): number {
  * in a table next to it for screen readers and exact values.
  */
 export function BarChart({ title, labels, series, unit }: { title: string; labels: string[]; series: Series[]; unit: string }) {
-  const width = 720;
+  // Drawn at the width it is shown at, so labels keep their size on a phone instead of being scaled down.
+  const box = useRef<HTMLDivElement>(null);
+  const [width, setWidth] = useState(720);
+  useEffect(() => {
+    const observer = new ResizeObserver(([entry]) => entry && setWidth(Math.max(240, Math.round(entry.contentRect.width))));
+    observer.observe(box.current!);
+    return () => observer.disconnect();
+  }, []);
   const height = 220;
   const pad = { left: 52, right: 8, top: 12, bottom: 28 };
   const totals = labels.map((_, i) => series.reduce((sum, s) => sum + (s.values[i] ?? 0), 0));
@@ -29,7 +37,8 @@ export function BarChart({ title, labels, series, unit }: { title: string; label
   const step = plotW / Math.max(1, labels.length);
   const barW = Math.max(2, Math.min(28, step * 0.7));
   const y = (v: number) => pad.top + plotH - (v / max) * plotH;
-  const every = Math.ceil(labels.length / 8);
+  // As many day labels as fit, about one per 80 px.
+  const every = Math.ceil(labels.length / Math.max(1, Math.floor(plotW / 80)));
   return (
     <figure class="chart">
       <figcaption>
@@ -45,7 +54,8 @@ export function BarChart({ title, labels, series, unit }: { title: string; label
           ))}
         </span>
       </figcaption>
-      <svg viewBox={`0 0 ${width} ${height}`} role="img" aria-label={`${title}, ${unit}`} class="chart-svg">
+      <div ref={box}>
+      <svg viewBox={`0 0 ${width} ${height}`} width={width} height={height} role="img" aria-label={`${title}, ${unit}`} class="chart-svg">
         {[0, 0.5, 1].map((f) => (
           <g key={f}>
             <line x1={pad.left} x2={width - pad.right} y1={y(max * f)} y2={y(max * f)} class="grid" />
@@ -74,6 +84,7 @@ export function BarChart({ title, labels, series, unit }: { title: string; label
           );
         })}
       </svg>
+      </div>
     </figure>
   );
 }

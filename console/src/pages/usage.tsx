@@ -119,9 +119,9 @@ export function UsagePage({ api }: { api: Api }) {
                   <thead>
                     <tr>
                       <th scope="col">Finetune</th>
-                      <th scope="col" class="num">Requests</th>
-                      <th scope="col" class="num">Prompt tokens</th>
-                      <th scope="col" class="num">Completion tokens</th>
+                      <th scope="col" class="num hide-narrow">Requests</th>
+                      <th scope="col" class="num">Prompt</th>
+                      <th scope="col" class="num">Completion</th>
                       <th scope="col" class="num">Neurons</th>
                       <th scope="col" class="hide-narrow">Share of tokens</th>
                     </tr>
@@ -130,7 +130,7 @@ export function UsagePage({ api }: { api: Api }) {
                     {finetuneRows.map((u) => (
                       <tr key={String(u.key)}>
                         <td>{u.key === null ? <span class="muted">{finetuneName(u.key)}</span> : <a href={`#/finetunes/${u.key}`}>{finetuneName(u.key)}</a>}</td>
-                        <td class="num">{formatNumber(u.requests)}</td>
+                        <td class="num hide-narrow">{formatNumber(u.requests)}</td>
                         <td class="num">{formatNumber(u.prompt_tokens)}</td>
                         <td class="num">{formatNumber(u.completion_tokens)}</td>
                         <td class="num">{formatNumber(u.neurons, 2)}</td>
