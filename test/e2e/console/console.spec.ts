@@ -127,8 +127,9 @@ describe('web console', () => {
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('alert').getByText('The API token was not accepted').waitFor();
 
+    // From the keyboard this time: Enter in the token field submits.
     await page.getByLabel('API token').fill(account.token);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByLabel('API token').press('Enter');
     await page.getByRole('heading', { name: 'Playground' }).waitFor();
     const stored = await page.evaluate(() => sessionStorage.getItem('lora-hub.session'));
     expect(JSON.parse(stored!)).toEqual({ account: account.id, token: account.token });
