@@ -6,6 +6,7 @@ import { ValidationError } from '../common/api-error.js';
 import { ApiErrors, ApiResult } from '../docs/decorators.js';
 import { ADAPTER_WARNING } from '../docs/error-codes.js';
 import { FinetuneParams } from '../finetunes/dto.js';
+import { malformedMultipart } from '../http/edge-checks.js';
 import { AdapterAssetsService } from './adapter-assets.service.js';
 import { ADAPTER_FILES } from './adapter-inspector.js';
 import { FinetuneAssetResponseDto } from './dto.js';
@@ -49,7 +50,7 @@ export class AdapterAssetsController {
       // read the answer (closing the socket instead makes the kernel reset it, losing the answer).
       request.raw.unpipe();
       request.raw.resume();
-      throw error;
+      throw malformedMultipart(error) ?? error;
     }
   }
 }
