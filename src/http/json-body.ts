@@ -63,7 +63,7 @@ export function jsonBodyParser(fastify: FastifyInstance): (request: FastifyReque
       if (error) return done(error);
       // A NUL can only arrive escaped (a raw control character is not valid JSON): skip the walk when there is none.
       const nul = text.includes('\\u0000') ? pathOfNul(value) : undefined;
-      if (nul !== undefined) return done(new ValidationError(`${nul || 'the request body'} must not contain a NUL character (\\u0000)`));
+      if (nul !== undefined) return done(new ValidationError(`${nul.replaceAll('\0', '\\u0000') || 'the request body'} must not contain a NUL character (\\u0000)`));
       done(null, value);
     });
   };
