@@ -14,9 +14,10 @@ const KEEP_ALIVE_TIMEOUT_MS = 72_000;
 /**
  * The HTTP server, for Fastify's `serverFactory`. There is no cap on a request's total time (a slow but progressing
  * 300 MB upload must finish); instead headers must arrive within `headersTimeoutMs`, and a connection that stalls
- * for `idleTimeoutMs` while sending its request (a trickled body, or an idle keep-alive) is closed. A request whose
- * body has fully arrived is left alone while the service works on the answer (a long generation sends nothing for
- * a while), unless its response is stuck behind a client that stopped reading.
+ * for `idleTimeoutMs` while sending its request (a trickled or stalled body) is closed. A request whose body has
+ * fully arrived is left alone while the service works on the answer (a long generation sends nothing for a while),
+ * unless its response is stuck behind a client that stopped reading. Idle keep-alive connections close after
+ * KEEP_ALIVE_TIMEOUT_MS (Node sets that timeout between requests).
  */
 export function createHttpServer(timeouts: HttpTimeouts) {
   return (handler: (request: IncomingMessage, response: ServerResponse) => void): Server => {
@@ -36,8 +37,10 @@ export function createHttpServer(timeouts: HttpTimeouts) {
     // With a listener here Node no longer closes timed-out sockets itself: this decides.
     server.on('timeout', (socket: Socket) => {
       const exchange = current.get(socket);
-      const answering = exchange !== undefined && exchange.request.complete && !exchange.response.writableEnded;
-      if (answering && socket.writableLength === 0) return;
+      // The service is the slow side when it works on a complete request, or reads a body slower than it arrives
+      // (the socket is paused for backpressure, e.g. storage is slow); a client that stopped reading is not waited for.
+      const serviceBusy = exchange !== undefined && !exchange.response.writableEnded && (exchange.request.complete || socket.isPaused());
+      if (serviceBusy && socket.writableLength === 0) return;
       socket.destroy();
     });
     return server;
