@@ -53,7 +53,8 @@ export function jsonBodyParser(fastify: FastifyInstance): (request: FastifyReque
   const parse = fastify.getDefaultJsonParser('error', 'error');
   return (request, body, done) => {
     const text = body.toString('utf8');
-    if (text.trim() === '') return done(new ValidationError('the request body is empty; send a JSON object'));
+    // An empty body is no body, as without a content type: the route's validation then names the missing fields.
+    if (text.trim() === '') return done(null, undefined);
     if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
       return done(new ValidationError(`the request body nests JSON deeper than ${MAX_JSON_DEPTH} levels`));
     }
