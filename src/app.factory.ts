@@ -11,6 +11,9 @@ import { createValidationPipe } from './common/validation.js';
 import type { AppConfig } from './config/app-config.js';
 import { databaseOutage } from './database/prisma.service.js';
 import { setupOpenApi } from './docs/openapi.js';
+import { rejectMalformedInput } from './http/edge-checks.js';
+import { JSON_BODY_TYPES, jsonBodyParser } from './http/json-body.js';
+import { createHttpServer } from './http/timeouts.js';
 import { createLogger, fastifyLogging, JsonLogger } from './observability/logging.js';
 import { MetricsService } from './observability/metrics.service.js';
 import { OBSERVABILITY_PATHS } from './observability/observability.controller.js';
@@ -24,9 +27,13 @@ export const API_PREFIX = 'client/v4';
 export async function createApp(config: AppConfig): Promise<NestFastifyApplication> {
   // One JSON logger for Fastify's request logs and Nest's own.
   const logger = createLogger(config.logLevel);
-  const adapter = new FastifyAdapter({ ...fastifyLogging(logger), bodyLimit: 2 * 1024 * 1024 });
+  const bodyLimit = 2 * 1024 * 1024;
+  const adapter = new FastifyAdapter({ ...fastifyLogging(logger), bodyLimit, serverFactory: createHttpServer(config) });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, { logger: new JsonLogger(logger) });
-  observeRequests(app.getHttpAdapter().getInstance(), app.get(MetricsService));
+  const fastify = app.getHttpAdapter().getInstance();
+  observeRequests(fastify, app.get(MetricsService));
+  app.useBodyParser(JSON_BODY_TYPES, { bodyLimit }, jsonBodyParser(fastify));
+  rejectMalformedInput(fastify);
   // Per-model size limits are enforced while streaming; this is only the outer bound.
   const largestAdapter = Math.max(...app.get(CatalogService).all().map((m) => m.limits.max_adapter_bytes));
   await app.register(fastifyMultipart, { limits: { fileSize: largestAdapter + 1, files: 2, fields: 4, fieldSize: 1024, parts: 6 } });

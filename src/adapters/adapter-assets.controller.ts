@@ -5,6 +5,7 @@ import { Authenticated } from '../accounts/auth.decorators.js';
 import { ApiError, ERRORS } from '../common/errors.js';
 import { ApiErrors, ApiResult } from '../docs/decorators.js';
 import { FinetuneParams } from '../finetunes/dto.js';
+import { malformedMultipart } from '../http/edge-checks.js';
 import { AdapterAssetsService } from './adapter-assets.service.js';
 import { ADAPTER_FILES } from './adapter-inspector.js';
 import { FinetuneAssetResponseDto } from './dto.js';
@@ -48,7 +49,7 @@ export class AdapterAssetsController {
       // read the answer (closing the socket instead makes the kernel reset it, losing the answer).
       request.raw.unpipe();
       request.raw.resume();
-      throw error;
+      throw malformedMultipart(error) ?? error;
     }
   }
 }

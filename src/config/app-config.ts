@@ -26,6 +26,10 @@ export interface AppConfig {
   logLevel: 'error' | 'warn' | 'log' | 'debug' | 'verbose';
   /** On shutdown, how long requests in flight may take before their connections are closed. */
   shutdownGraceMs: number;
+  /** How long a request's headers may take to arrive. */
+  headersTimeoutMs: number;
+  /** How long a connection may stall while sending its request (no total cap: slow uploads that progress go on). */
+  idleTimeoutMs: number;
 }
 
 /**
@@ -137,5 +141,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     dataDir: optional(env, 'DATA_DIR') ?? '.data',
     logLevel: logLevel as AppConfig['logLevel'],
     shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
+    headersTimeoutMs: integer(env, 'HTTP_HEADERS_TIMEOUT_MS', 15_000, 100, 600_000),
+    idleTimeoutMs: integer(env, 'HTTP_IDLE_TIMEOUT_MS', 60_000, 100, 3_600_000),
   };
 }

@@ -56,8 +56,8 @@ const PUBLIC_ORDERS = [...PUBLIC_ORDER_COLUMNS, ...PUBLIC_ORDER_COLUMNS.map((c) 
 export class ListPublicQuery {
   @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: 1000, default: 100 })
   @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(1000) limit?: number;
-  @ApiPropertyOptional({ type: 'integer', minimum: 0, default: 0 })
-  @IsOptional() @Type(() => Number) @IsInt() @Min(0) offset?: number;
+  @ApiPropertyOptional({ type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0 })
+  @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(Number.MAX_SAFE_INTEGER) offset?: number;
 
   /** A column, optionally prefixed with "-" for descending order. */
   @ApiPropertyOptional({ enum: PUBLIC_ORDERS, default: '-created_at', description: 'a column; a `-` prefix sorts descending' })

@@ -2,6 +2,7 @@ import { Body, Controller, HttpCode, Param, Post, Req, Res } from '@nestjs/commo
 import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Authenticated } from '../accounts/auth.decorators.js';
+import { decodeParam } from '../http/edge-checks.js';
 import { ApiRun } from './dto.js';
 import { RunService } from './run.service.js';
 import { RUN_FRAMING } from './sse.js';
@@ -27,7 +28,7 @@ export class RunController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ) {
-    const name = decodeURIComponent(model);
+    const name = decodeParam(model, 'model');
     const prepared = await this.runs.prepare(accountId, name, body);
     const aborter = abortOnDisconnect(reply);
     if (!prepared.input.stream) {

@@ -11,6 +11,8 @@ describe('loadConfig', () => {
       host: '127.0.0.1',
       databaseUrl: base.DATABASE_URL,
       storage: { region: 'us-east-1', bucket: 'lora-adapters', forcePathStyle: false, createBucket: false, embedded: true },
+      headersTimeoutMs: 15_000,
+      idleTimeoutMs: 60_000,
     });
     expect(config.modelsFile).toBeUndefined();
     expect(config.demoModels).toBe(false);
@@ -44,6 +46,8 @@ describe('loadConfig', () => {
       S3_SECRET_ACCESS_KEY: 'secret',
       S3_FORCE_PATH_STYLE: 'true',
       S3_CREATE_BUCKET: '1',
+      HTTP_HEADERS_TIMEOUT_MS: '5000',
+      HTTP_IDLE_TIMEOUT_MS: '120000',
     });
     expect(config).toMatchObject({
       port: 9000,
@@ -59,6 +63,8 @@ describe('loadConfig', () => {
         createBucket: true,
         embedded: false,
       },
+      headersTimeoutMs: 5000,
+      idleTimeoutMs: 120_000,
     });
     expect(loadConfig({ ...base, S3_BUCKET: 'on-aws' }).storage.embedded).toBe(false);
   });
@@ -80,6 +86,8 @@ describe('loadConfig', () => {
     [{ S3_CREATE_BUCKET: 'sometimes' }, /S3_CREATE_BUCKET must be true or false/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],
     [{ SHUTDOWN_GRACE_MS: '-1' }, /SHUTDOWN_GRACE_MS must be an integer/],
+    [{ HTTP_HEADERS_TIMEOUT_MS: '0' }, /HTTP_HEADERS_TIMEOUT_MS must be an integer from 100 to 600000/],
+    [{ HTTP_IDLE_TIMEOUT_MS: '1m' }, /HTTP_IDLE_TIMEOUT_MS must be an integer/],
   ])('fails fast on %j naming the variable', (override, message) => {
     expect(() => loadConfig({ ...base, ...override })).toThrow(ConfigError);
     expect(() => loadConfig({ ...base, ...override })).toThrow(message);
