@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ValidationError } from '../common/api-error.js';
+import { ApiError } from '../common/errors.js';
 
 /** Deeper than any real request (message parts, JSON Schemas); far below where DTO transformation overflows the stack. */
 export const MAX_JSON_DEPTH = 100;
@@ -56,15 +56,15 @@ export function jsonBodyParser(fastify: FastifyInstance): (request: FastifyReque
     // An empty body is no body, as without a content type: the route's validation then names the missing fields.
     if (text.trim() === '') return done(null, undefined);
     if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
-      return done(new ValidationError(`the request body nests JSON deeper than ${MAX_JSON_DEPTH} levels`));
+      return done(new ApiError('validation', `the request body nests JSON deeper than ${MAX_JSON_DEPTH} levels`));
     }
     parse(request, text, (error, value) => {
       // Fastify's own message speaks of application/json whatever the content type was.
-      if ((error as { code?: string } | null)?.code === 'FST_ERR_CTP_INVALID_JSON_BODY') return done(new ValidationError('the request body is not valid JSON'));
+      if ((error as { code?: string } | null)?.code === 'FST_ERR_CTP_INVALID_JSON_BODY') return done(new ApiError('validation', 'the request body is not valid JSON'));
       if (error) return done(error);
       // A NUL can only arrive escaped (a raw control character is not valid JSON): skip the walk when there is none.
       const nul = text.includes('\\u0000') ? pathOfNul(value) : undefined;
-      if (nul !== undefined) return done(new ValidationError(`${nul.replaceAll('\0', '\\u0000') || 'the request body'} must not contain a NUL character (\\u0000)`));
+      if (nul !== undefined) return done(new ApiError('validation', `${nul.replaceAll('\0', '\\u0000') || 'the request body'} must not contain a NUL character (\\u0000)`));
       done(null, value);
     });
   };
