@@ -11,7 +11,7 @@ import {
 } from './architecture.js';
 import { AdapterFormatError } from './format-error.js';
 import { isTargeted, modulePath, rankFor, type PeftLoraConfig } from './peft-config.js';
-import type { SafetensorsHeader, TensorInfo } from './safetensors.js';
+import { formatShape, type SafetensorsHeader, type TensorInfo } from './safetensors.js';
 
 const LORA_DTYPES = new Set(['F16', 'BF16', 'F32']);
 const LORA_TENSOR = /^base_model\.model\.model\.layers\.(0|[1-9][0-9]*)\.(self_attn|mlp)\.(\w+)\.lora_(A|B)\.weight$/;
@@ -19,8 +19,6 @@ const LORA_TENSOR = /^base_model\.model\.model\.layers\.(0|[1-9][0-9]*)\.(self_a
 function fail(detail: string): never {
   throw new AdapterFormatError('adapter_model.safetensors', detail);
 }
-
-const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
 
 /** PEFT's saved name of a LoRA matrix: A is [r, in_features], B is [out_features, r]. */
 export function loraTensorName(layer: number, module: LoraModule, matrix: 'A' | 'B'): string {

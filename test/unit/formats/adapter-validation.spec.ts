@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { loraTensorName, validateAdapterPair, validateAdapterTensors } from '../../../src/formats/adapter-validation.js';
 import { GEMMA_2B, GEMMA_7B, LLAMA_2_7B, LORA_MODULES, MISTRAL_7B, type LoraModule, type ModelArchitecture } from '../../../src/formats/architecture.js';
 import { AdapterFormatError } from '../../../src/formats/format-error.js';
-import { buildPeftAdapter, mulberry32, type PeftAdapterSpec } from '../../../src/formats/peft-adapter.js';
+import { buildPeftAdapter, mulberry32, type PeftAdapterSpec } from '../../../src/demo/peft-adapter.js';
 import { parsePeftConfig, scaleFor } from '../../../src/formats/peft-config.js';
 import { decodeTensor, validateSafetensors } from '../../../src/formats/safetensors.js';
 import { BAD_ADAPTER_CASES, BAD_ADAPTER_MAX_LORA_RANK, validAdapter, TINY_TEST_ARCHITECTURE } from '../../fixtures/bad-adapters.js';
