@@ -8,7 +8,7 @@ import { WithMessages } from '../common/envelope.js';
 import { CatalogService } from '../catalog/catalog.service.js';
 import type { ModelDefinition } from '../catalog/model-definition.js';
 import { finetuneNotFound, FinetunesService } from '../finetunes/finetunes.service.js';
-import { validateAdapterPair, validateAdapterTensors } from '../formats/adapter-validation.js';
+import { adapterHeaderLimits, validateAdapterPair, validateAdapterTensors } from '../formats/adapter-validation.js';
 import type { AdapterFile } from '../formats/format-error.js';
 import { parsePeftConfig, type PeftLoraConfig } from '../formats/peft-config.js';
 import { MetricsService } from '../observability/metrics.service.js';
@@ -115,7 +115,7 @@ export class AdapterAssetsService {
       validateAdapterTensors(header, model.architecture!);
       // An early look against the config already stored; the final check runs under the row lock.
       if (storedConfig) validateAdapterPair(header, this.configOf(storedConfig, model), model.architecture!);
-    });
+    }, adapterHeaderLimits(model.architecture!));
     const stagingKey = `accounts/${accountId}/uploads/${randomUUID()}`;
     const body = pipeline(part.file, inspector, () => undefined);
     await this.storage.upload(stagingKey, body, { contentType: 'application/octet-stream' });

@@ -3,7 +3,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { ApiError } from '../common/errors.js';
 import type { AdapterFile } from '../formats/format-error.js';
 import { MAX_CONFIG_BYTES } from '../formats/peft-config.js';
-import { MAX_HEADER_LENGTH, SafetensorsStreamValidator, type SafetensorsHeader } from '../formats/safetensors.js';
+import { MAX_HEADER_LENGTH, SafetensorsStreamValidator, type SafetensorsHeader, type SafetensorsLimits } from '../formats/safetensors.js';
 
 export const ADAPTER_FILES: readonly AdapterFile[] = ['adapter_config.json', 'adapter_model.safetensors'];
 
@@ -47,12 +47,16 @@ export class AdapterInspector extends Transform {
 
   private headerChecked = false;
 
-  /** `checkHeader` runs as soon as a safetensors header is complete, before the tensor data arrives. */
+  /**
+   * `checkHeader` runs as soon as a safetensors header is complete, before the tensor data arrives; `headerLimits`
+   * refuse an oversized header before it is buffered or parsed.
+   */
   constructor(
     file: AdapterFile | undefined,
     private readonly maxBytes: number,
     private readonly modelName: string,
     private readonly checkHeader: (header: SafetensorsHeader) => void = () => undefined,
+    private readonly headerLimits?: SafetensorsLimits,
   ) {
     super();
     this.fileKind = file;
@@ -108,7 +112,7 @@ export class AdapterInspector extends Transform {
       this.configChunks.push(chunk);
       return;
     }
-    this.validator ??= new SafetensorsStreamValidator();
+    this.validator ??= new SafetensorsStreamValidator(this.headerLimits);
     this.validator.push(chunk);
     if (!this.headerChecked && this.validator.header) {
       this.headerChecked = true;

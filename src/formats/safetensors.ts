@@ -219,16 +219,39 @@ function scanHeaderJson(text: string): void {
 }
 
 /**
+ * Tighter bounds than the reference reader's, for a use that knows how many tensors a valid file can have. Both are
+ * checked before the header is parsed: the length as soon as the first 8 bytes arrive, the tensor count as each
+ * chunk of header bytes arrives, so a hostile header is refused without being buffered or parsed whole.
+ */
+export interface SafetensorsLimits {
+  maxHeaderLength: number;
+  maxTensors: number;
+  /** Where the limits come from, appended to the rejection (e.g. "for an adapter of this base model (...)"). */
+  basis: string;
+}
+
+/**
  * Validates a safetensors file as its bytes stream by, failing as soon as the bytes seen so far are invalid.
  * Only the header bytes are kept; data bytes are just counted.
  */
 export class SafetensorsStreamValidator {
+  readonly #limits: SafetensorsLimits | undefined;
   #received = 0;
   readonly #lengthBytes = new Uint8Array(8);
   #headerLength: number | undefined;
   #headerChunks: Uint8Array[] = [];
   #header: SafetensorsHeader | undefined;
   #error: unknown;
+  // Top-level keys seen so far (tensors and __metadata__), counted by a scan that follows strings and nesting.
+  #keys = 0;
+  #depth = 0;
+  #inString = false;
+  #escaped = false;
+  #expectKey = false;
+
+  constructor(limits?: SafetensorsLimits) {
+    this.#limits = limits;
+  }
 
   /** The parsed header, once all 8 + N header bytes have arrived. */
   get header(): SafetensorsHeader | undefined {
@@ -277,12 +300,16 @@ export class SafetensorsStreamValidator {
       rest = rest.subarray(take);
       if (this.#received < 8) return;
       const n = new DataView(this.#lengthBytes.buffer).getBigUint64(0, true);
+      if (this.#limits && n > BigInt(this.#limits.maxHeaderLength)) {
+        fail(`header length ${n} exceeds the limit of ${this.#limits.maxHeaderLength} bytes ${this.#limits.basis}`);
+      }
       if (n > BigInt(MAX_HEADER_LENGTH)) fail(`header length ${n} exceeds the limit of ${MAX_HEADER_LENGTH} bytes`);
       if (n < 2n) fail(`header length ${n} is too small to hold a JSON object`);
       this.#headerLength = Number(n);
     }
     if (this.#header === undefined) {
       const take = Math.min(8 + this.#headerLength - this.#received, rest.length);
+      if (this.#limits) this.#countKeys(rest.subarray(0, take), this.#limits);
       // Copied: the caller may reuse its buffer, and holding a view would also pin any data bytes in it.
       if (take > 0) this.#headerChunks.push(new Uint8Array(rest.subarray(0, take)));
       this.#received += take;
@@ -296,6 +323,36 @@ export class SafetensorsStreamValidator {
     // The message does not depend on how the bytes were chunked.
     if (this.#received > expected) {
       fail(`file has trailing bytes: it is longer than the expected ${expected} ${this.#layout(this.#header)}`);
+    }
+  }
+
+  /**
+   * Counts the header's top-level keys as its bytes arrive. Structural characters are ASCII and never part of a
+   * multi-byte UTF-8 sequence, so bytes can be scanned without decoding; on malformed JSON the count is only
+   * approximate, and JSON.parse rejects the header later anyway.
+   */
+  #countKeys(bytes: Uint8Array, limits: SafetensorsLimits): void {
+    for (let i = 0; i < bytes.length; i++) {
+      const byte = bytes[i];
+      if (this.#inString) {
+        if (this.#escaped) this.#escaped = false;
+        else if (byte === 0x5c /* \ */) this.#escaped = true;
+        else if (byte === 0x22 /* " */) this.#inString = false;
+      } else if (byte === 0x22) {
+        this.#inString = true;
+        if (this.#depth === 1 && this.#expectKey) {
+          this.#expectKey = false;
+          // One more than the tensors, for __metadata__.
+          if (++this.#keys > limits.maxTensors + 1) fail(`header has more than ${limits.maxTensors} tensors ${limits.basis}`);
+        }
+      } else if (byte === 0x7b /* { */ || byte === 0x5b /* [ */) {
+        this.#depth++;
+        this.#expectKey = this.#depth === 1 && byte === 0x7b;
+      } else if (byte === 0x7d /* } */ || byte === 0x5d /* ] */) {
+        this.#depth--;
+      } else if (byte === 0x2c /* , */ && this.#depth === 1) {
+        this.#expectKey = true;
+      }
     }
   }
 
