@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CatalogService } from '../../../src/catalog/catalog.service.js';
-import { TooManyRequestsError } from '../../../src/common/api-error.js';
+import { ApiError } from '../../../src/common/errors.js';
 import { loadConfig } from '../../../src/config/app-config.js';
 import { PrismaService } from '../../../src/database/prisma.service.js';
 import { LimitsRepository } from '../../../src/limits/limits.repository.js';
@@ -65,9 +65,9 @@ async function admitted(accountId: string, model: string, attempts: number): Pro
       expect(count).toBe(i);
       count++;
     } catch (error) {
-      expect(error).toBeInstanceOf(TooManyRequestsError);
+      expect(error).toBeInstanceOf(ApiError);
       expect(error).toMatchObject({ status: 429, code: 3036 });
-      const retryAfter = Number((error as TooManyRequestsError).headers['retry-after']);
+      const retryAfter = Number((error as ApiError).headers['retry-after']);
       expect(retryAfter).toBeGreaterThanOrEqual(1);
       expect(retryAfter).toBeLessThanOrEqual(60);
     }
