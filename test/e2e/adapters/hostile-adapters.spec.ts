@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ERRORS } from '../../../src/common/errors.js';
 import { call, createAccount, startTestApp, type TestAccount, type TestApp } from '../../helpers/app.js';
 import { testStorage, uploadForm } from '../../helpers/uploads.js';
 import type { TestBucket } from '../../helpers/s3-bucket.js';
@@ -162,11 +163,11 @@ describe('hostile adapters do not freeze the service', () => {
     const hostileRun = await whilePolling(() => hostileClient.send());
 
     expect(controlRun.result.map((answer) => answer.body.errors[0])).toEqual(
-      Array(BURST).fill({ code: 3040, message: 'adapter_config.json: model_type "gemma" does not match the base model\'s model_type "llama"' }),
+      Array(BURST).fill({ code: ERRORS.adapterRejected.code, message: 'adapter_config.json: model_type "gemma" does not match the base model\'s model_type "llama"' }),
     );
     expect(hostileRun.result.map((answer) => answer.status)).toEqual(Array(BURST).fill(400));
     expect(hostileRun.result.map((answer) => answer.body.errors[0])).toEqual(
-      Array(BURST).fill({ code: 3040, message: `adapter_config.json: target_modules ${JSON.stringify(EVIL_PATTERN)} selects no module of the base model` }),
+      Array(BURST).fill({ code: ERRORS.adapterRejected.code, message: `adapter_config.json: target_modules ${JSON.stringify(EVIL_PATTERN)} selects no module of the base model` }),
     );
     // Before RE2 each pattern alone could hold the loop for 500 ms and the burst froze the service for ~30 s; now the
     // burst costs what any burst of uploads costs. The margin is one such pattern: on a shared machine the worst
@@ -187,12 +188,12 @@ describe('hostile adapters do not freeze the service', () => {
     const limits = '(at most 448 tensors, 32 layers × 7 modules × 2, in a header of at most 294912 bytes)';
     expect(result[0].status).toBe(400);
     expect(result[0].body.errors[0]).toEqual({
-      code: 3040,
+      code: ERRORS.adapterRejected.code,
       message: `adapter_model.safetensors: header length 100000000 exceeds the limit of 294912 bytes for an adapter of this base model ${limits}`,
     });
     expect(result[1].status).toBe(400);
     expect(result[1].body.errors[0]).toEqual({
-      code: 3040,
+      code: ERRORS.adapterRejected.code,
       message: `adapter_model.safetensors: header has more than 448 tensors for an adapter of this base model ${limits}`,
     });
     expect(maxOf(latencies)).toBeLessThan(HEALTHZ_BOUND_MS);
