@@ -73,7 +73,7 @@ async function buildAdapterChild(dir: string): Promise<void> {
   const started = performance.now();
   const { BUILTIN_MODELS } = await import('../src/catalog/builtin-models.js');
   const { LORA_MODULES, moduleFeatures } = await import('../src/formats/architecture.js');
-  const { buildPeftAdapter } = await import('../src/formats/peft-adapter.js');
+  const { buildPeftAdapter } = await import('../src/demo/peft-adapter.js');
   const model = BUILTIN_MODELS.find((m) => m.name === MODEL);
   if (!model?.architecture) throw new Error(`${MODEL} is not a built-in LoRA model with an architecture`);
   const arch = model.architecture;

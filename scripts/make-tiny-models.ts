@@ -2,7 +2,7 @@
  * Writes the tiny test models, a models.json catalog describing them and sample PEFT adapters, deterministically.
  * Usage: npx tsx scripts/make-tiny-models.ts <outDir>
  */
-import { writeTinyModels } from '../src/formats/tiny-model-files.js';
+import { writeTinyModels } from '../src/demo/tiny-model-files.js';
 
 const outDir = process.argv[2];
 if (!outDir) {

@@ -8,7 +8,7 @@ import { WithMessages } from '../common/envelope.js';
 import { CatalogService } from '../catalog/catalog.service.js';
 import type { ModelDefinition } from '../catalog/model-definition.js';
 import { finetuneNotFound, FinetunesService } from '../finetunes/finetunes.service.js';
-import { validateAdapterPair, validateAdapterTensors } from '../formats/adapter-validation.js';
+import { adapterHeaderLimits, validateAdapterPair, validateAdapterTensors } from '../formats/adapter-validation.js';
 import type { AdapterFile } from '../formats/format-error.js';
 import { parsePeftConfig, type PeftLoraConfig } from '../formats/peft-config.js';
 import { MetricsService } from '../observability/metrics.service.js';
@@ -18,12 +18,15 @@ import { OrphanObjectsService } from '../storage/orphan-objects.service.js';
 import { ADAPTER_FILES, AdapterInspector, type InspectedFile } from './adapter-inspector.js';
 import { AdapterAssetsRepository } from './adapter-assets.repository.js';
 import { mapAsset, type FinetuneAssetResponseDto } from './dto.js';
+import { ValidationTurns } from './validation-turns.js';
 
 /** What validation kept of a file, stored with its row so the counterpart can be checked without a download. */
 type AssetSummary = { config_json: string } | { header: SafetensorsHeader };
 
 interface StagedFile extends InspectedFile {
   stagingKey: string;
+  /** adapter_config.json: what parsing it warned about. */
+  warnings: string[];
 }
 
 function parseConfig(text: string | Buffer, model: ModelDefinition): { config: PeftLoraConfig; warnings: string[] } {
@@ -48,6 +51,7 @@ function immutable(finetune: Finetune): ApiError {
 @Injectable()
 export class AdapterAssetsService {
   private readonly logger = new Logger(AdapterAssetsService.name);
+  private readonly turns = new ValidationTurns();
 
   constructor(
     private readonly finetunes: FinetunesService,
@@ -88,10 +92,9 @@ export class AdapterAssetsService {
       if (declared !== staged.file) {
         throw new ApiError('validation', `file_name is ${declared} but the uploaded file is ${staged.file === 'adapter_model.safetensors' ? 'a safetensors file' : 'not a safetensors file'}`);
       }
-      const warnings = staged.file === 'adapter_config.json' ? parseConfig(staged.content!, model).warnings : [];
       const asset = await this.commit(accountId, finetune, model, staged);
       this.metrics.countUpload(staged.file, staged.bytes);
-      return new WithMessages(mapAsset(asset), warnings.map((message) => ({ code: ERRORS.adapterWarning.code, message })));
+      return new WithMessages(mapAsset(asset), staged.warnings.map((message) => ({ code: ERRORS.adapterWarning.code, message })));
     } finally {
       if (staged) await this.storage.delete(staged.stagingKey).catch((error) => this.logger.warn(`staging cleanup: ${error}`));
     }
@@ -111,18 +114,24 @@ export class AdapterAssetsService {
   ): Promise<StagedFile> {
     const fromFilename = ADAPTER_FILES.find((name) => name === part.filename);
     const storedConfig = counterpart.find((a) => a.fileName === 'adapter_config.json');
-    const inspector = new AdapterInspector(declared ?? fromFilename, model.limits.max_adapter_bytes, model.name, (header) => {
-      validateAdapterTensors(header, model.architecture!);
-      // An early look against the config already stored; the final check runs under the row lock.
-      if (storedConfig) validateAdapterPair(header, this.configOf(storedConfig, model), model.architecture!);
+    let warnings: string[] = [];
+    const inspector = new AdapterInspector(declared ?? fromFilename, model.limits.max_adapter_bytes, model.name, {
+      header: (header) => {
+        validateAdapterTensors(header, model.architecture!);
+        // An early look against the config already stored; the final check runs under the row lock.
+        if (storedConfig) validateAdapterPair(header, this.configOf(storedConfig, model), model.architecture!);
+      },
+      headerLimits: adapterHeaderLimits(model.architecture!),
+      config: (content) => {
+        warnings = parseConfig(content, model).warnings;
+      },
+      turns: this.turns,
     });
     const stagingKey = `accounts/${accountId}/uploads/${randomUUID()}`;
     const body = pipeline(part.file, inspector, () => undefined);
     await this.storage.upload(stagingKey, body, { contentType: 'application/octet-stream' });
     try {
-      const inspected = inspector.result();
-      if (inspected.file === 'adapter_config.json') parseConfig(inspected.content!, model);
-      return { ...inspected, stagingKey };
+      return { ...inspector.result(), stagingKey, warnings };
     } catch (error) {
       await this.storage.delete(stagingKey).catch(() => undefined);
       throw error;

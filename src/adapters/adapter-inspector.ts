@@ -3,7 +3,8 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { ApiError } from '../common/errors.js';
 import type { AdapterFile } from '../formats/format-error.js';
 import { MAX_CONFIG_BYTES } from '../formats/peft-config.js';
-import { MAX_HEADER_LENGTH, SafetensorsStreamValidator, type SafetensorsHeader } from '../formats/safetensors.js';
+import type { ValidationTurns } from './validation-turns.js';
+import { MAX_HEADER_LENGTH, SafetensorsStreamValidator, type SafetensorsHeader, type SafetensorsLimits } from '../formats/safetensors.js';
 
 export const ADAPTER_FILES: readonly AdapterFile[] = ['adapter_config.json', 'adapter_model.safetensors'];
 
@@ -20,6 +21,20 @@ export function sniffAdapterFile(head: Uint8Array): AdapterFile {
     if (length >= 2n && length <= BigInt(MAX_HEADER_LENGTH)) return 'adapter_model.safetensors';
   }
   return 'adapter_config.json';
+}
+
+export interface InspectorChecks {
+  /** Runs as soon as a safetensors header is complete, before the tensor data arrives. */
+  header?: (header: SafetensorsHeader) => void;
+  /** Refuse an oversized safetensors header before it is buffered or parsed. */
+  headerLimits?: SafetensorsLimits;
+  /**
+   * Runs on the whole adapter_config.json before the stream ends, so a rejected config fails the body and storage
+   * never receives it (bodies this small are sent in one request at their end).
+   */
+  config?: (content: Buffer) => void;
+  /** Where the parsing steps (safetensors header bytes, the config) take their turn; inline without. */
+  turns?: ValidationTurns;
 }
 
 export interface InspectedFile {
@@ -47,12 +62,11 @@ export class AdapterInspector extends Transform {
 
   private headerChecked = false;
 
-  /** `checkHeader` runs as soon as a safetensors header is complete, before the tensor data arrives. */
   constructor(
     file: AdapterFile | undefined,
     private readonly maxBytes: number,
     private readonly modelName: string,
-    private readonly checkHeader: (header: SafetensorsHeader) => void = () => undefined,
+    private readonly checks: InspectorChecks = {},
   ) {
     super();
     this.fileKind = file;
@@ -79,14 +93,22 @@ export class AdapterInspector extends Transform {
         if (head.length < SNIFF_BYTES) return callback();
         this.pending = [];
         this.fileKind = sniffAdapterFile(head);
-        this.inspect(head);
-        return callback(null, head);
+        return this.inspectInTurn(head, callback);
       }
-      this.inspect(chunk);
-      callback(null, chunk);
+      this.inspectInTurn(chunk, callback);
     } catch (error) {
       callback(error as Error);
     }
+  }
+
+  /** Until the header is checked, safetensors bytes are parsed in a turn; config bytes and tensor data just pass. */
+  private inspectInTurn(chunk: Buffer, callback: TransformCallback): void {
+    const { turns } = this.checks;
+    if (turns === undefined || this.fileKind === 'adapter_config.json' || this.headerChecked) {
+      this.inspect(chunk);
+      return callback(null, chunk);
+    }
+    turns.run(() => this.inspect(chunk)).then(() => callback(null, chunk), callback);
   }
 
   override _flush(callback: TransformCallback): void {
@@ -97,6 +119,11 @@ export class AdapterInspector extends Transform {
         this.inspect(head);
         this.push(head);
       }
+      const { config, turns } = this.checks;
+      if (this.fileKind !== 'adapter_config.json' || config === undefined) return callback();
+      const content = Buffer.concat(this.configChunks);
+      if (turns === undefined) config(content);
+      else return void turns.run(() => config(content)).then(() => callback(), callback);
       callback();
     } catch (error) {
       callback(error as Error);
@@ -108,11 +135,11 @@ export class AdapterInspector extends Transform {
       this.configChunks.push(chunk);
       return;
     }
-    this.validator ??= new SafetensorsStreamValidator();
+    this.validator ??= new SafetensorsStreamValidator(this.checks.headerLimits);
     this.validator.push(chunk);
     if (!this.headerChecked && this.validator.header) {
       this.headerChecked = true;
-      this.checkHeader(this.validator.header);
+      this.checks.header?.(this.validator.header);
     }
   }
 

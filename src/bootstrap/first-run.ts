@@ -4,8 +4,8 @@ import type { AccountsService } from '../accounts/accounts.service.js';
 import { generateTokenSecret } from '../accounts/secrets.js';
 import { ConfigError, type AppConfig, type LoadedConfig } from '../config/app-config.js';
 import { CONSOLE_PATH } from '../console/console-routes.js';
-import { TINY_SAMPLE_ADAPTERS } from '../formats/tiny-model.js';
-import { writeTinyModels } from '../formats/tiny-model-files.js';
+import { TINY_SAMPLE_ADAPTERS } from '../demo/tiny-model.js';
+import { writeTinyModels } from '../demo/tiny-model-files.js';
 
 /**
  * Defaults that let `npm start` work with no configuration at all: an admin token kept under DATA_DIR, a first

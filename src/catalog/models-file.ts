@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
-import { MODEL_FAMILIES, type ModelArchitecture, type ModelFamily } from '../formats/architecture.js';
+import { Ajv, type ErrorObject } from 'ajv';
+import type { ModelArchitecture } from '../formats/architecture.js';
 import { CHAT_TEMPLATE_FOR_FAMILY, type ChatTemplateName } from '../formats/chat-templates.js';
 import { BUILTIN_MODELS, DEFAULT_LORA_LIMITS, DEFAULT_LORA_SCHEMA, TEXT_GENERATION_TASK } from './builtin-models.js';
 import type {
@@ -13,6 +13,7 @@ import type {
   ModelTask,
   NeuronCosts,
 } from './model-definition.js';
+import { ENGINE_TYPES, MODELS_FILE_ENTRY_SCHEMA } from './models-file.schema.js';
 
 /**
  * MODELS_FILE: a JSON array of model entries (or `{"models": [...]}`) that overrides built-in models by name
@@ -48,52 +49,6 @@ export interface ModelsFileEntry {
   schema?: { input: JsonSchema; output: JsonSchema };
 }
 
-type EntryKey = Exclude<keyof ModelsFileEntry, 'origin'>;
-
-const ENTRY_KEYS: readonly EntryKey[] = [
-  'name',
-  'description',
-  'task',
-  'tags',
-  'properties',
-  'architecture',
-  'limits',
-  'engine',
-  'lora',
-  'base_model',
-  'chat_template',
-  'neuron_costs',
-  'response_cache',
-  'context_length_limit',
-  'sequence_length_limit',
-  'schema',
-];
-
-const ARCHITECTURE_SIZES = [
-  'hidden_size',
-  'intermediate_size',
-  'num_hidden_layers',
-  'num_attention_heads',
-  'num_key_value_heads',
-  'head_dim',
-  'vocab_size',
-] as const;
-
-const LIMIT_KEYS: readonly (keyof ModelLimits)[] = [
-  'max_lora_rank',
-  'max_adapter_bytes',
-  'max_finetunes_per_account',
-  'max_requests_per_min',
-  'max_concurrent_requests',
-  'max_queue_wait_ms',
-  'accounts',
-];
-
-const ENGINE_KEYS = {
-  'llama-cpp': ['type', 'model_path', 'context_size', 'max_contexts', 'threads'],
-  vllm: ['type', 'base_url', 'served_model', 'adapter_dir', 'api_key', 'timeout_ms'],
-} as const;
-
 /** `@<namespace>/<author>/<model>`; Cloudflare uses `@cf` and `@hf`, and mixed case in a few authors. */
 const MODEL_NAME = /^@[a-z0-9][a-z0-9-]*\/[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
@@ -101,10 +56,12 @@ const MODEL_NAME = /^@[a-z0-9][a-z0-9-]*\/[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9
 const BOOLEAN_PROPERTIES = new Set(['lora', 'beta']);
 const CONTEXT_FIELDS = ['context_length_limit', 'sequence_length_limit'] as const;
 
-/** Every template is some family's, so the family map lists them all. */
-const CHAT_TEMPLATES: readonly ChatTemplateName[] = [...new Set(Object.values(CHAT_TEMPLATE_FOR_FAMILY))];
-
 type Fail = (field: string, problem: string) => never;
+
+const ajv = new Ajv({ allErrors: false, verbose: true, discriminator: true, strict: true });
+// The wording of a leaf's error message (see models-file.schema.ts); an annotation, not a check.
+ajv.addKeyword({ keyword: 'problem', schemaType: 'string' });
+const validateEntry = ajv.compile(MODELS_FILE_ENTRY_SCHEMA);
 
 function entryError(origin: ModelsFileEntry['origin'], name: string | undefined, field: string, problem: string) {
   const entry = name === undefined ? `entry ${origin.index}` : `entry ${origin.index} (${name})`;
@@ -120,243 +77,79 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** A plain object with only `known` keys and all `required` ones; `field` '' is the entry itself. */
-function objectWith(
-  fail: Fail,
-  value: unknown,
-  field: string,
-  known: readonly string[],
-  required: readonly string[] = [],
-): Record<string, unknown> {
-  if (!isPlainObject(value)) fail(field, `must be an object, got ${shown(value)}`);
+/** The field an error is about, as the messages name it: `limits.accounts.abc`, `properties[0].value`. */
+function fieldOf(pointer: string, entry: unknown): string {
+  let field = '';
+  let value = entry;
+  for (const part of pointer.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))) {
+    field = Array.isArray(value) ? `${field}[${part}]` : field === '' ? part : `${field}.${part}`;
+    value = (value as Record<string, unknown>)[part];
+  }
+  return field;
+}
+
+/** The first schema violation of an entry, worded as field + problem. */
+function describeError(error: ErrorObject, entry: unknown): [string, string] {
+  const field = fieldOf(error.instancePath, entry);
   const member = (key: string) => (field === '' ? key : `${field}.${key}`);
-  for (const key of Object.keys(value)) {
-    // Typos must not pass silently: an unknown key is an error, not ignored.
-    if (!known.includes(key)) fail(member(key), `is not a known field (expected one of: ${known.join(', ')})`);
+  const schema = error.parentSchema as { problem?: string; properties?: Record<string, unknown> } | undefined;
+  switch (error.keyword) {
+    case 'additionalProperties': {
+      const known = Object.keys(schema?.properties ?? {}).join(', ');
+      return [member(error.params.additionalProperty as string), `is not a known field (expected one of: ${known})`];
+    }
+    case 'required':
+      return [member(error.params.missingProperty as string), 'is required'];
+    case 'discriminator': {
+      const tag = error.params.tag as string;
+      const tagged = (error.data as Record<string, unknown>)[tag];
+      return [member(tag), `must be ${ENGINE_TYPES.map((type) => `"${type}"`).join(' or ')}, got ${shown(tagged)}`];
+    }
   }
-  for (const key of required) {
-    if (value[key] === undefined) fail(member(key), 'is required');
+  if (error.propertyName !== undefined) return [field, `has an invalid key ${shown(error.propertyName)}`];
+  if (schema?.problem !== undefined) return [field, `${schema.problem}, got ${shown(error.data)}`];
+  return [field, error.message ?? 'is invalid'];
+}
+
+/** What the schema cannot say: values that depend on other values. */
+function checkRelations(fail: Fail, entry: ModelsFileEntry): void {
+  const arch = entry.architecture;
+  if (arch && arch.num_attention_heads % arch.num_key_value_heads !== 0) {
+    fail('architecture.num_key_value_heads', `must divide num_attention_heads (${arch.num_attention_heads}), got ${arch.num_key_value_heads}`);
   }
-  return value;
-}
-
-function positiveInteger(fail: Fail, value: unknown, field: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
-    fail(field, `must be a positive integer, got ${shown(value)}`);
-  }
-  return value;
-}
-
-function nonEmptyString(fail: Fail, value: unknown, field: string): string {
-  if (typeof value !== 'string' || value.trim() === '') fail(field, `must be a non-empty string, got ${shown(value)}`);
-  return value;
-}
-
-function string(fail: Fail, value: unknown, field: string): string {
-  if (typeof value !== 'string') fail(field, `must be a string, got ${shown(value)}`);
-  return value;
-}
-
-function boolean(fail: Fail, value: unknown, field: string): boolean {
-  if (typeof value !== 'boolean') fail(field, `must be true or false, got ${shown(value)}`);
-  return value;
-}
-
-function absolutePath(fail: Fail, value: unknown, field: string): string {
-  const text = nonEmptyString(fail, value, field);
-  if (!path.isAbsolute(text)) fail(field, `must be an absolute path, got ${shown(text)}`);
-  return text;
-}
-
-function parseTask(fail: Fail, value: unknown): NonNullable<ModelsFileEntry['task']> {
-  const task = objectWith(fail, value, 'task', ['id', 'name', 'description'], ['name']);
-  return {
-    name: nonEmptyString(fail, task.name, 'task.name'),
-    ...(task.id !== undefined && { id: nonEmptyString(fail, task.id, 'task.id') }),
-    ...(task.description !== undefined && { description: string(fail, task.description, 'task.description') }),
-  };
-}
-
-function parseTags(fail: Fail, value: unknown): string[] {
-  if (!Array.isArray(value)) fail('tags', `must be an array of strings, got ${shown(value)}`);
-  return value.map((tag, i) => nonEmptyString(fail, tag, `tags[${i}]`));
-}
-
-function parseProperties(fail: Fail, value: unknown): ModelProperty[] {
-  if (!Array.isArray(value)) fail('properties', `must be an array of {property_id, value}, got ${shown(value)}`);
   const seen = new Set<string>();
-  return value.map((item, i) => {
+  entry.properties?.forEach(({ property_id: id, value }, i) => {
     const field = `properties[${i}]`;
-    const property = objectWith(fail, item, field, ['property_id', 'value'], ['property_id', 'value']);
-    const id = nonEmptyString(fail, property.property_id, `${field}.property_id`);
     if (seen.has(id)) fail(`${field}.property_id`, `repeats "${id}"`);
     seen.add(id);
-    // Card property values are strings even for numbers and booleans, as on Cloudflare's cards.
-    const text = string(fail, property.value, `${field}.value`);
-    if (BOOLEAN_PROPERTIES.has(id) && text !== 'true' && text !== 'false') {
-      fail(`${field}.value`, `must be "true" or "false" for ${id}, got ${shown(text)}`);
+    if (BOOLEAN_PROPERTIES.has(id) && value !== 'true' && value !== 'false') {
+      fail(`${field}.value`, `must be "true" or "false" for ${id}, got ${shown(value)}`);
     }
-    if ((CONTEXT_FIELDS as readonly string[]).includes(id) && !/^[1-9][0-9]*$/.test(text)) {
-      fail(`${field}.value`, `must be a positive integer as a string for ${id}, got ${shown(text)}`);
+    if ((CONTEXT_FIELDS as readonly string[]).includes(id) && !/^[1-9][0-9]*$/.test(value)) {
+      fail(`${field}.value`, `must be a positive integer as a string for ${id}, got ${shown(value)}`);
     }
-    return { property_id: id, value: text };
   });
-}
-
-function parseArchitecture(fail: Fail, value: unknown): ModelArchitecture {
-  const keys = ['model_type', ...ARCHITECTURE_SIZES];
-  const arch = objectWith(fail, value, 'architecture', keys, keys);
-  if (!MODEL_FAMILIES.includes(arch.model_type as ModelFamily)) {
-    fail('architecture.model_type', `must be one of ${MODEL_FAMILIES.join(', ')}, got ${shown(arch.model_type)}`);
+  if (entry.engine?.type === 'vllm' && !URL.canParse(entry.engine.base_url)) {
+    fail('engine.base_url', `must be an http(s) URL, got ${shown(entry.engine.base_url)}`);
   }
-  const sizes = Object.fromEntries(
-    ARCHITECTURE_SIZES.map((key) => [key, positiveInteger(fail, arch[key], `architecture.${key}`)]),
-  ) as Record<(typeof ARCHITECTURE_SIZES)[number], number>;
-  if (sizes.num_attention_heads % sizes.num_key_value_heads !== 0) {
-    fail(
-      'architecture.num_key_value_heads',
-      `must divide num_attention_heads (${sizes.num_attention_heads}), got ${sizes.num_key_value_heads}`,
-    );
-  }
-  return { model_type: arch.model_type as ModelFamily, ...sizes };
-}
-
-function parseLimits(fail: Fail, value: unknown): Partial<ModelLimits> {
-  const limits = objectWith(fail, value, 'limits', LIMIT_KEYS);
-  const parsed: Partial<ModelLimits> = {};
-  for (const key of LIMIT_KEYS) {
-    const raw = limits[key];
-    if (raw === undefined) continue;
-    if (key === 'accounts') {
-      if (!isPlainObject(raw)) fail('limits.accounts', `must be an object of account id -> requests/min, got ${shown(raw)}`);
-      parsed.accounts = Object.fromEntries(
-        Object.entries(raw).map(([account, perMin]) => {
-          if (account.trim() === '') fail('limits.accounts', 'has an empty account id');
-          return [account, positiveInteger(fail, perMin, `limits.accounts.${account}`)];
-        }),
-      );
-    } else if (raw === null && (key === 'max_requests_per_min' || key === 'max_concurrent_requests')) {
-      // null lifts the limit.
-      parsed[key] = null;
-    } else {
-      parsed[key] = positiveInteger(fail, raw, `limits.${key}`);
-    }
-  }
-  return parsed;
-}
-
-function parseEngine(fail: Fail, value: unknown): EngineConfig | null {
-  if (value === null) return null;
-  if (!isPlainObject(value)) fail('engine', `must be an object or null, got ${shown(value)}`);
-  const optionalInteger = (raw: unknown, field: string) =>
-    raw === undefined ? undefined : positiveInteger(fail, raw, `engine.${field}`);
-  if (value.type === 'llama-cpp') {
-    const engine = objectWith(fail, value, 'engine', ENGINE_KEYS['llama-cpp'], ['model_path']);
-    return {
-      type: 'llama-cpp',
-      model_path: absolutePath(fail, engine.model_path, 'engine.model_path'),
-      ...definedOnly({
-        context_size: optionalInteger(engine.context_size, 'context_size'),
-        max_contexts: optionalInteger(engine.max_contexts, 'max_contexts'),
-        threads: optionalInteger(engine.threads, 'threads'),
-      }),
-    };
-  }
-  if (value.type === 'vllm') {
-    const engine = objectWith(fail, value, 'engine', ENGINE_KEYS.vllm, ['base_url', 'served_model', 'adapter_dir']);
-    return {
-      type: 'vllm',
-      base_url: httpUrl(fail, engine.base_url, 'engine.base_url'),
-      served_model: nonEmptyString(fail, engine.served_model, 'engine.served_model'),
-      adapter_dir: absolutePath(fail, engine.adapter_dir, 'engine.adapter_dir'),
-      ...definedOnly({
-        api_key: engine.api_key === undefined ? undefined : nonEmptyString(fail, engine.api_key, 'engine.api_key'),
-        timeout_ms: optionalInteger(engine.timeout_ms, 'timeout_ms'),
-      }),
-    };
-  }
-  return fail('engine.type', `must be "llama-cpp" or "vllm", got ${shown(value.type)}`);
-}
-
-/** Drops undefined members so that parsed objects carry only what the file said. */
-function definedOnly<T extends Record<string, unknown>>(object: T): Partial<T> {
-  return Object.fromEntries(Object.entries(object).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-function httpUrl(fail: Fail, value: unknown, field: string): string {
-  const text = nonEmptyString(fail, value, field);
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    return fail(field, `must be an http(s) URL, got ${shown(text)}`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(field, `must be an http(s) URL, got ${shown(text)}`);
-  return text;
-}
-
-function parseNeuronCosts(fail: Fail, value: unknown): NeuronCosts | null {
-  if (value === null) return null;
-  const keys = ['input_tokens', 'output_tokens'] as const;
-  const costs = objectWith(fail, value, 'neuron_costs', keys, keys);
-  const cost = (key: (typeof keys)[number]) => {
-    const raw = costs[key];
-    if (typeof raw !== 'number' || !Number.isFinite(raw) || raw < 0) {
-      fail(`neuron_costs.${key}`, `must be a non-negative number, got ${shown(raw)}`);
-    }
-    return raw;
-  };
-  return { input_tokens: cost('input_tokens'), output_tokens: cost('output_tokens') };
-}
-
-function parseSchema(fail: Fail, value: unknown): { input: JsonSchema; output: JsonSchema } {
-  const schema = objectWith(fail, value, 'schema', ['input', 'output'], ['input', 'output']);
-  for (const key of ['input', 'output'] as const) {
-    if (!isPlainObject(schema[key])) fail(`schema.${key}`, `must be a JSON Schema object, got ${shown(schema[key])}`);
-  }
-  return { input: schema.input as JsonSchema, output: schema.output as JsonSchema };
+  checkMirrors(fail, entry);
 }
 
 function parseEntry(value: unknown, origin: ModelsFileEntry['origin']): ModelsFileEntry {
-  let name: string | undefined;
+  if (!isPlainObject(value)) {
+    throw new ModelsFileError(`MODELS_FILE ${origin.source}: entry ${origin.index} must be an object, got ${shown(value)}`);
+  }
+  // The name first: every later message names the entry by it.
+  if (typeof value.name !== 'string' || !MODEL_NAME.test(value.name)) {
+    throw entryError(origin, undefined, 'name', `must be a model name like "@cf/vendor/model", got ${shown(value.name)}`);
+  }
+  const name = value.name;
   const fail: Fail = (field, problem) => {
     throw entryError(origin, name, field, problem);
   };
-  if (!isPlainObject(value)) {
-    const problem = `must be an object, got ${shown(value)}`;
-    throw new ModelsFileError(`MODELS_FILE ${origin.source}: entry ${origin.index} ${problem}`);
-  }
-  if (typeof value.name !== 'string' || !MODEL_NAME.test(value.name)) {
-    fail('name', `must be a model name like "@cf/vendor/model", got ${shown(value.name)}`);
-  }
-  name = value.name;
-  objectWith(fail, value, '', ENTRY_KEYS);
-
-  const entry: ModelsFileEntry = { origin, name };
-  if (value.description !== undefined) entry.description = string(fail, value.description, 'description');
-  if (value.task !== undefined) entry.task = parseTask(fail, value.task);
-  if (value.tags !== undefined) entry.tags = parseTags(fail, value.tags);
-  if (value.properties !== undefined) entry.properties = parseProperties(fail, value.properties);
-  if (value.architecture !== undefined) entry.architecture = parseArchitecture(fail, value.architecture);
-  if (value.limits !== undefined) entry.limits = parseLimits(fail, value.limits);
-  if (value.engine !== undefined) entry.engine = parseEngine(fail, value.engine);
-  if (value.lora !== undefined) entry.lora = boolean(fail, value.lora, 'lora');
-  if (value.base_model !== undefined) {
-    entry.base_model = value.base_model === null ? null : nonEmptyString(fail, value.base_model, 'base_model');
-  }
-  if (value.chat_template !== undefined) {
-    if (!CHAT_TEMPLATES.includes(value.chat_template as ChatTemplateName)) {
-      fail('chat_template', `must be one of ${CHAT_TEMPLATES.join(', ')}, got ${shown(value.chat_template)}`);
-    }
-    entry.chat_template = value.chat_template as ChatTemplateName;
-  }
-  if (value.neuron_costs !== undefined) entry.neuron_costs = parseNeuronCosts(fail, value.neuron_costs);
-  if (value.response_cache !== undefined) entry.response_cache = boolean(fail, value.response_cache, 'response_cache');
-  for (const key of CONTEXT_FIELDS) {
-    if (value[key] !== undefined) entry[key] = value[key] === null ? null : positiveInteger(fail, value[key], key);
-  }
-  if (value.schema !== undefined) entry.schema = parseSchema(fail, value.schema);
-  checkMirrors(fail, entry);
+  if (!validateEntry(value)) fail(...describeError(validateEntry.errors![0], value));
+  const entry = { origin, ...value } as ModelsFileEntry;
+  checkRelations(fail, entry);
   return entry;
 }
 

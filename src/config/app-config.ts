@@ -1,7 +1,15 @@
-import type { ObjectStorageOptions } from '../storage/object-storage.js';
-
 /** Environment, validated once at start-up: a bad variable stops the process with its name in the message. */
 export class ConfigError extends Error {}
+
+/** How to reach the S3-compatible bucket (what ObjectStorage is constructed with). */
+export interface ObjectStorageOptions {
+  endpoint?: string;
+  region: string;
+  bucket: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  forcePathStyle: boolean;
+}
 
 export interface StorageConfig extends ObjectStorageOptions {
   createBucket: boolean;

@@ -11,7 +11,7 @@ import {
 } from './architecture.js';
 import { AdapterFormatError } from './format-error.js';
 import { isTargeted, modulePath, rankFor, type PeftLoraConfig } from './peft-config.js';
-import type { SafetensorsHeader, TensorInfo } from './safetensors.js';
+import { formatShape, type SafetensorsHeader, type SafetensorsLimits, type TensorInfo } from './safetensors.js';
 
 const LORA_DTYPES = new Set(['F16', 'BF16', 'F32']);
 const LORA_TENSOR = /^base_model\.model\.model\.layers\.(0|[1-9][0-9]*)\.(self_attn|mlp)\.(\w+)\.lora_(A|B)\.weight$/;
@@ -20,7 +20,30 @@ function fail(detail: string): never {
   throw new AdapterFormatError('adapter_model.safetensors', detail);
 }
 
-const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
+/**
+ * Header room per tensor: an entry such as `"base_model.model.model.layers.31.self_attn.q_proj.lora_A.weight":
+ * {"dtype":"BF16","shape":[14336,64],"data_offsets":[1234567890,1234567890]},` is about 150 bytes; 512 leaves room
+ * for longer numbers and pretty-printed JSON.
+ */
+const HEADER_BYTES_PER_TENSOR = 512;
+/** Room for `__metadata__` (PEFT writes {"format":"pt"}) and the padding to a multiple of 8. */
+const HEADER_BYTES_EXTRA = 64 * 1024;
+
+/**
+ * A LoRA adapter of this base has at most one A/B pair per targetable module of each layer, so both its tensor count
+ * and its header size are bounded before a byte of the header is parsed.
+ */
+export function adapterHeaderLimits(arch: ModelArchitecture): SafetensorsLimits {
+  const layers = arch.num_hidden_layers;
+  const maxTensors = layers * LORA_MODULES.length * 2;
+  const maxHeaderLength = maxTensors * HEADER_BYTES_PER_TENSOR + HEADER_BYTES_EXTRA;
+  const count = `${layers} layers × ${LORA_MODULES.length} modules × 2`;
+  return {
+    maxTensors,
+    maxHeaderLength,
+    basis: `for an adapter of this base model (at most ${maxTensors} tensors, ${count}, in a header of at most ${maxHeaderLength} bytes)`,
+  };
+}
 
 /** PEFT's saved name of a LoRA matrix: A is [r, in_features], B is [out_features, r]. */
 export function loraTensorName(layer: number, module: LoraModule, matrix: 'A' | 'B'): string {

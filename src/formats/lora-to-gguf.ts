@@ -4,7 +4,7 @@
  */
 import { LORA_MODULES, moduleFeatures, type LoraModule, type ModelArchitecture, type ModelFamily } from './architecture.js';
 import { loraTensorName, validateAdapterPair } from './adapter-validation.js';
-import { gguf, writeGgufFile, type GgufMetadata, type GgufTensorSpec } from './gguf.js';
+import { gguf, writeGgufFile, type GgufMetadata, type GgufTensorSpec } from './gguf-writer.js';
 import { isTargeted, rankFor, scaleFor, type PeftLoraConfig } from './peft-config.js';
 import { decodeTensor, validateSafetensors, type SafetensorsHeader } from './safetensors.js';
 

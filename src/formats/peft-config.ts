@@ -2,7 +2,7 @@
  * `adapter_config.json` of a PEFT LoRA adapter, read with PEFT's semantics (huggingface/peft `LoraConfig`,
  * `check_target_module_exists`, `get_pattern_key`) and restricted to what this service can serve.
  */
-import vm from 'node:vm';
+import { RE2JS } from 're2js';
 import {
   LORA_MODULES,
   MODEL_FAMILIES,
@@ -16,8 +16,6 @@ import { AdapterFormatError } from './format-error.js';
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 /** PEFT's `LoraConfig.lora_alpha` default, which applies when a saved config omits the field. */
 const DEFAULT_LORA_ALPHA = 8;
-/** Wall-clock budget for evaluating all of a config's regular expressions against the module paths. */
-const REGEX_BUDGET_MS = 500;
 
 export interface PeftConfigContext {
   architecture: ModelArchitecture;
@@ -111,8 +109,7 @@ export function parsePeftConfig(
     `an integer from 1 to ${maxLoraRank}`,
   );
   const alphaPattern = parsePattern(raw.alpha_pattern, 'alpha_pattern', isAlpha, 'a positive number');
-  const patternKeys = [...Object.keys(rankPattern), ...Object.keys(alphaPattern)];
-  const { targetModules, layers } = resolveTargets(raw, arch, patternKeys);
+  const { targetModules, layers } = resolveTargets(raw, arch);
 
   return {
     config: {
@@ -191,25 +188,48 @@ function parsePattern(
   if (!isObject(value)) fail(`${field} must be an object`);
   for (const [key, item] of Object.entries(value)) {
     if (!valid(item)) fail(`${field} value of ${show(key)} must be ${expectation}, got ${show(item)}`);
-    checkRegex(`${field} key`, key);
+    compileUserRegex(`${field} key`, key);
   }
   // fromEntries defines own properties, so a "__proto__" key stays an ordinary key.
   return Object.fromEntries(Object.entries(value)) as Record<string, number>;
 }
 
-function checkRegex(what: string, source: string): void {
+/**
+ * Bounds on a user pattern, checked before it is compiled: RE2 matches in linear time, but compiling expands counted
+ * repetitions, so length and counts are capped (real PEFT patterns are a few dozen characters).
+ */
+const MAX_PATTERN_LENGTH = 512;
+const MAX_PATTERN_REPEAT = 32;
+const MAX_PATTERN_PROGRAM = 10_000;
+
+/**
+ * User patterns run on RE2, whose matching time is linear in the input whatever the pattern, so no config can
+ * stall the process the way a backtracking engine can (ReDoS). PEFT uses Python's `re`; what RE2 cannot express
+ * (backreferences, lookaround) is refused rather than matched differently.
+ */
+function compileUserRegex(what: string, source: string): RE2JS {
+  const refuse = (reason: string): never => fail(`${what} ${show(source)} is not a supported regular expression: ${reason}`);
+  if (source.length > MAX_PATTERN_LENGTH) refuse(`it is ${source.length} characters long, the limit is ${MAX_PATTERN_LENGTH}`);
+  for (const [count, low, high] of source.matchAll(/\{(\d+)(?:,(\d*))?\}/g)) {
+    if (Math.max(Number(low), Number(high ?? 0)) > MAX_PATTERN_REPEAT) refuse(`the repetition ${count} exceeds ${MAX_PATTERN_REPEAT}`);
+  }
+  const compiled = compileOrExplain(source, refuse);
+  if (compiled.programSize() > MAX_PATTERN_PROGRAM) refuse('it is too complex');
+  return compiled;
+}
+
+function compileOrExplain(source: string, refuse: (reason: string) => never): RE2JS {
   try {
-    new RegExp(source, 'u');
+    return RE2JS.compile(source);
   } catch (error) {
-    // Unicode mode makes Python-only syntax a visible error instead of a silently different match.
-    fail(`${what} ${show(source)} is not a supported regular expression (${(error as Error).message})`);
+    if (/\(\?<?[=!]/.test(source)) refuse('lookahead and lookbehind assertions are not supported (patterns are matched with RE2)');
+    if (/\\[1-9]|\(\?P=/.test(source)) refuse('backreferences are not supported (patterns are matched with RE2)');
+    return refuse((error as Error).message.replace(/^error parsing regexp: /, ''));
   }
 }
 
-/** re.fullmatch(pattern, path). */
-const fullMatchSource = (pattern: string): string => `^(?:${pattern})$`;
-/** PEFT get_pattern_key: re.match(rf"(.*\.)?({key})$", path). */
-const patternKeySource = (key: string): string => `^(?:.*\\.)?(?:${key})$`;
+/** PEFT get_pattern_key: re.match(rf"(.*\.)?({key})$", path), i.e. the key matches a dot-bounded suffix. */
+const patternKeySource = (key: string): string => `(?:.*\\.)?(?:${key})`;
 
 interface CandidatePath {
   path: string;
@@ -234,32 +254,6 @@ function candidatePaths(arch: ModelArchitecture): CandidatePath[] {
   return paths;
 }
 
-let regexContext: vm.Context | undefined;
-const REGEX_SCRIPT = new vm.Script(`JSON.stringify(sources.map((source) => {
-  const re = new RegExp(source, 'u');
-  return paths.map((path) => re.test(path));
-}))`);
-
-/**
- * Tests user-supplied regular expressions (already syntax-checked) against the paths in a separate context with
- * a time limit, since a pathological pattern could otherwise stall the process (ReDoS).
- */
-function testRegexes(sources: string[], paths: string[]): boolean[][] {
-  if (sources.length === 0) return [];
-  regexContext ??= vm.createContext({});
-  Object.assign(regexContext, { sources, paths });
-  try {
-    return JSON.parse(REGEX_SCRIPT.runInContext(regexContext, { timeout: REGEX_BUDGET_MS }) as string) as boolean[][];
-  } catch (error) {
-    if ((error as { code?: string }).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT') {
-      fail('regular expressions in target_modules, exclude_modules, rank_pattern or alpha_pattern take too long');
-    }
-    throw error;
-  } finally {
-    Object.assign(regexContext, { sources: undefined, paths: undefined });
-  }
-}
-
 /** PEFT's list matching: the exact module name, or a suffix after a dot. */
 const listMatches = (entries: string[], path: string): boolean =>
   entries.some((entry) => path === entry || path.endsWith(`.${entry}`));
@@ -279,18 +273,13 @@ function stringList(value: unknown, field: string): string[] {
 function resolveTargets(
   raw: Record<string, unknown>,
   arch: ModelArchitecture,
-  patternKeys: string[],
 ): { targetModules: Set<LoraModule>; layers: Set<number> | null } {
   const candidates = candidatePaths(arch);
-  const paths = candidates.map((c) => c.path);
-  const sources: string[] = [];
   const target = raw.target_modules;
   if (target == null) fail('target_modules is missing; list the modules the adapter was trained on');
   const allLinear = typeof target === 'string' && target.toLowerCase() === 'all-linear';
-  if (typeof target === 'string' && !allLinear) {
-    checkRegex('target_modules', target);
-    sources.push(fullMatchSource(target));
-  }
+  // PEFT: re.fullmatch(target_modules, path).
+  const targetRegex = typeof target === 'string' && !allLinear ? compileUserRegex('target_modules', target) : undefined;
   const targetList = typeof target === 'string' ? null : stringList(target, 'target_modules');
   for (const entry of targetList ?? []) {
     if (!candidates.some((c) => c.module !== null && listMatches([entry], c.path))) {
@@ -300,24 +289,14 @@ function resolveTargets(
   }
 
   const exclude = raw.exclude_modules;
-  const excludeRegex = typeof exclude === 'string' && exclude !== '';
   const excludeList = exclude == null || typeof exclude === 'string' ? null : stringList(exclude, 'exclude_modules');
-  if (excludeRegex) {
-    checkRegex('exclude_modules', exclude);
-    sources.push(fullMatchSource(exclude));
-  }
+  const excludeRegex = typeof exclude === 'string' && exclude !== '' ? compileUserRegex('exclude_modules', exclude) : undefined;
 
   const layerIndex = layerIndexReader(raw, arch, targetList !== null);
-  patternKeys.forEach((key) => sources.push(patternKeySource(key)));
-  // Run the pattern keys too, so any that are too slow fail here rather than later in rankFor/alphaFor.
-  const results = testRegexes(sources, paths);
-  const targetMatches = targetList === null && !allLinear ? results[0] : undefined;
-  const excludeMatches = excludeRegex ? results[targetMatches ? 1 : 0] : undefined;
-
-  const selected = candidates.filter((candidate, i) => {
-    if (excludeMatches?.[i] || (excludeList && listMatches(excludeList, candidate.path))) return false;
+  const selected = candidates.filter((candidate) => {
+    if (excludeRegex?.testExact(candidate.path) || (excludeList && listMatches(excludeList, candidate.path))) return false;
     if (allLinear) return candidate.module !== null;
-    if (targetMatches) return targetMatches[i];
+    if (targetRegex) return targetRegex.testExact(candidate.path);
     // As in PEFT, an entry naming the full path selects the module whatever layers_to_transform says.
     if (targetList!.includes(candidate.path)) return true;
     if (!listMatches(targetList!, candidate.path)) return false;
@@ -384,20 +363,17 @@ function layerIndexReader(
   };
 }
 
-const compiledPatterns = new WeakMap<Record<string, number>, [RegExp, number][]>();
+const compiledPatterns = new WeakMap<Record<string, number>, [RE2JS, number][]>();
 
-/**
- * PEFT's get_pattern_key: the first key (in order) whose regex matches the end of the module path at a dot
- * boundary. Patterns of a parsed config were already run on these paths under the time limit.
- */
+/** PEFT's get_pattern_key: the first key (in order) whose regex matches the end of the module path at a dot boundary. */
 function patternValue(pattern: Record<string, number>, layer: number, module: LoraModule): number | undefined {
   let compiled = compiledPatterns.get(pattern);
   if (compiled === undefined) {
-    compiled = Object.entries(pattern).map(([key, value]) => [new RegExp(patternKeySource(key), 'u'), value]);
+    compiled = Object.entries(pattern).map(([key, value]) => [RE2JS.compile(patternKeySource(key)), value]);
     compiledPatterns.set(pattern, compiled);
   }
   const path = modulePath(layer, module);
-  return compiled.find(([re]) => re.test(path))?.[1];
+  return compiled.find(([re]) => re.testExact(path))?.[1];
 }
 
 export function rankFor(config: Pick<PeftLoraConfig, 'r' | 'rankPattern'>, layer: number, module: LoraModule): number {

@@ -4,6 +4,7 @@
  * in the reference implementations, and it only ever needs the first 8 + N bytes plus the file length.
  */
 import { AdapterFormatError } from './format-error.js';
+import { halfToFloat } from './float16.js';
 
 /** The reference reader's limit on the header length N. */
 export const MAX_HEADER_LENGTH = 100_000_000;
@@ -72,7 +73,7 @@ function isSize(value: unknown): value is number {
   return Number.isSafeInteger(value) && (value as number) >= 0;
 }
 
-const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
+export const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
 
 /** Parses and validates the N header bytes that follow the 8-byte length. */
 export function parseSafetensorsHeader(json: Uint8Array, headerLength: number): SafetensorsHeader {
@@ -218,16 +219,39 @@ function scanHeaderJson(text: string): void {
 }
 
 /**
+ * Tighter bounds than the reference reader's, for a use that knows how many tensors a valid file can have. Both are
+ * checked before the header is parsed: the length as soon as the first 8 bytes arrive, the tensor count as each
+ * chunk of header bytes arrives, so a hostile header is refused without being buffered or parsed whole.
+ */
+export interface SafetensorsLimits {
+  maxHeaderLength: number;
+  maxTensors: number;
+  /** Where the limits come from, appended to the rejection (e.g. "for an adapter of this base model (...)"). */
+  basis: string;
+}
+
+/**
  * Validates a safetensors file as its bytes stream by, failing as soon as the bytes seen so far are invalid.
  * Only the header bytes are kept; data bytes are just counted.
  */
 export class SafetensorsStreamValidator {
+  readonly #limits: SafetensorsLimits | undefined;
   #received = 0;
   readonly #lengthBytes = new Uint8Array(8);
   #headerLength: number | undefined;
   #headerChunks: Uint8Array[] = [];
   #header: SafetensorsHeader | undefined;
   #error: unknown;
+  // Top-level keys seen so far (tensors and __metadata__), counted by a scan that follows strings and nesting.
+  #keys = 0;
+  #depth = 0;
+  #inString = false;
+  #escaped = false;
+  #expectKey = false;
+
+  constructor(limits?: SafetensorsLimits) {
+    this.#limits = limits;
+  }
 
   /** The parsed header, once all 8 + N header bytes have arrived. */
   get header(): SafetensorsHeader | undefined {
@@ -276,12 +300,16 @@ export class SafetensorsStreamValidator {
       rest = rest.subarray(take);
       if (this.#received < 8) return;
       const n = new DataView(this.#lengthBytes.buffer).getBigUint64(0, true);
+      if (this.#limits && n > BigInt(this.#limits.maxHeaderLength)) {
+        fail(`header length ${n} exceeds the limit of ${this.#limits.maxHeaderLength} bytes ${this.#limits.basis}`);
+      }
       if (n > BigInt(MAX_HEADER_LENGTH)) fail(`header length ${n} exceeds the limit of ${MAX_HEADER_LENGTH} bytes`);
       if (n < 2n) fail(`header length ${n} is too small to hold a JSON object`);
       this.#headerLength = Number(n);
     }
     if (this.#header === undefined) {
       const take = Math.min(8 + this.#headerLength - this.#received, rest.length);
+      if (this.#limits) this.#countKeys(rest.subarray(0, take), this.#limits);
       // Copied: the caller may reuse its buffer, and holding a view would also pin any data bytes in it.
       if (take > 0) this.#headerChunks.push(new Uint8Array(rest.subarray(0, take)));
       this.#received += take;
@@ -295,6 +323,36 @@ export class SafetensorsStreamValidator {
     // The message does not depend on how the bytes were chunked.
     if (this.#received > expected) {
       fail(`file has trailing bytes: it is longer than the expected ${expected} ${this.#layout(this.#header)}`);
+    }
+  }
+
+  /**
+   * Counts the header's top-level keys as its bytes arrive. Structural characters are ASCII and never part of a
+   * multi-byte UTF-8 sequence, so bytes can be scanned without decoding; on malformed JSON the count is only
+   * approximate, and JSON.parse rejects the header later anyway.
+   */
+  #countKeys(bytes: Uint8Array, limits: SafetensorsLimits): void {
+    for (let i = 0; i < bytes.length; i++) {
+      const byte = bytes[i];
+      if (this.#inString) {
+        if (this.#escaped) this.#escaped = false;
+        else if (byte === 0x5c /* \ */) this.#escaped = true;
+        else if (byte === 0x22 /* " */) this.#inString = false;
+      } else if (byte === 0x22) {
+        this.#inString = true;
+        if (this.#depth === 1 && this.#expectKey) {
+          this.#expectKey = false;
+          // One more than the tensors, for __metadata__.
+          if (++this.#keys > limits.maxTensors + 1) fail(`header has more than ${limits.maxTensors} tensors ${limits.basis}`);
+        }
+      } else if (byte === 0x7b /* { */ || byte === 0x5b /* [ */) {
+        this.#depth++;
+        this.#expectKey = this.#depth === 1 && byte === 0x7b;
+      } else if (byte === 0x7d /* } */ || byte === 0x5d /* ] */) {
+        this.#depth--;
+      } else if (byte === 0x2c /* , */ && this.#depth === 1) {
+        this.#expectKey = true;
+      }
     }
   }
 
@@ -312,102 +370,6 @@ export function validateSafetensors(file: Uint8Array): SafetensorsHeader {
   const validator = new SafetensorsStreamValidator();
   validator.push(file);
   return validator.finish();
-}
-
-/**
- * Serializes like the reference writer: tensors sorted by descending dtype alignment then name, `__metadata__`
- * first, compact JSON padded with spaces to a multiple of 8 bytes.
- */
-export function writeSafetensors(
-  tensors: { name: string; dtype: string; shape: number[]; data: Uint8Array }[],
-  metadata?: Record<string, string>,
-): Buffer {
-  const order = Object.keys(DTYPE_BITS);
-  const sorted = [...tensors].sort(
-    (a, b) => order.indexOf(b.dtype) - order.indexOf(a.dtype) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
-  );
-  // Built as text rather than an object so names like "__proto__" or "0" keep their place and meaning.
-  const entries = metadata === undefined ? [] : [`"__metadata__":${JSON.stringify(metadata)}`];
-  const names = new Set<string>();
-  let offset = 0;
-  for (const { name, dtype, shape, data } of sorted) {
-    if (!Object.hasOwn(DTYPE_BITS, dtype)) throw new RangeError(`unknown dtype ${dtype}`);
-    if (names.has(name) || name === '__metadata__') throw new RangeError(`duplicate or reserved tensor name ${name}`);
-    names.add(name);
-    const bytes = (shape.reduce((n, d) => n * d, 1) * DTYPE_BITS[dtype]) / 8;
-    if (data.length !== bytes) {
-      throw new RangeError(`${name}: ${dtype} ${formatShape(shape)} needs ${bytes} bytes, got ${data.length}`);
-    }
-    entries.push(`${JSON.stringify(name)}:${JSON.stringify({ dtype, shape, data_offsets: [offset, offset + bytes] })}`);
-    offset += bytes;
-  }
-  const json = Buffer.from(`{${entries.join(',')}}`);
-  const headerLength = Math.ceil(json.length / 8) * 8;
-  const file = Buffer.alloc(8 + headerLength + offset, 0x20);
-  file.writeBigUInt64LE(BigInt(headerLength), 0);
-  json.copy(file, 8);
-  let position = 8 + headerLength;
-  for (const { data } of sorted) {
-    file.set(data, position);
-    position += data.length;
-  }
-  return file;
-}
-
-// Scratch views for reading and writing the bits of a float32.
-const scratchFloat = new Float32Array(1);
-const scratchBits = new Uint32Array(scratchFloat.buffer);
-
-/** IEEE 754 binary16 bits to a number. */
-export function halfToFloat(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exponent = (bits >> 10) & 0x1f;
-  const mantissa = bits & 0x3ff;
-  if (exponent === 0) return sign * mantissa * 2 ** -24;
-  if (exponent === 0x1f) return mantissa === 0 ? sign * Infinity : NaN;
-  return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
-}
-
-/** A number to binary16 bits, rounding to nearest even (overflow gives infinity, NaN stays NaN). */
-export function floatToHalf(value: number): number {
-  scratchFloat[0] = value;
-  const x = scratchBits[0];
-  const sign = (x >>> 16) & 0x8000;
-  const exponent = (x >>> 23) & 0xff;
-  const mantissa = x & 0x7fffff;
-  if (exponent === 0xff) return sign | 0x7c00 | (mantissa === 0 ? 0 : 0x200 | (mantissa >>> 13));
-  const e = exponent - 112; // rebias 127 -> 15
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    // Subnormal result: value = m * 2^-24 with m = (1.mantissa) shifted right by 14 - e.
-    if (e < -10) return sign;
-    const shift = 14 - e;
-    const full = mantissa | 0x800000;
-    const rest = full & ((1 << shift) - 1);
-    const half = 1 << (shift - 1);
-    let m = full >>> shift;
-    if (rest > half || (rest === half && m & 1)) m++;
-    return sign | m;
-  }
-  let h = (e << 10) | (mantissa >>> 13);
-  const rest = mantissa & 0x1fff;
-  // A carry out of the mantissa correctly bumps the exponent, up to infinity.
-  if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++;
-  return sign | h;
-}
-
-/** bfloat16 bits to a number. */
-export function bfloat16ToFloat(bits: number): number {
-  scratchBits[0] = bits << 16;
-  return scratchFloat[0];
-}
-
-/** A number to bfloat16 bits, rounding to nearest even; NaN stays a (quiet) NaN. */
-export function floatToBfloat16(value: number): number {
-  scratchFloat[0] = value;
-  const x = scratchBits[0];
-  if ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0) return (x >>> 16) | 0x40;
-  return (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
 }
 
 let halfTable: Float32Array | undefined;
@@ -443,20 +405,3 @@ export function decodeTensor(file: Uint8Array, header: SafetensorsHeader, name: 
   return out;
 }
 
-/** Encodes values as little-endian F32, F16 or BF16 bytes (half types round to nearest even). */
-export function encodeTensor(values: Float32Array, dtype: 'F32' | 'F16' | 'BF16'): Uint8Array {
-  if (dtype === 'F32') {
-    const out = new Uint8Array(values.length * 4);
-    const view = new DataView(out.buffer);
-    for (let i = 0; i < values.length; i++) view.setFloat32(i * 4, values[i], true);
-    return out;
-  }
-  const toBits = dtype === 'F16' ? floatToHalf : floatToBfloat16;
-  const out = new Uint8Array(values.length * 2);
-  for (let i = 0; i < values.length; i++) {
-    const bits = toBits(values[i]);
-    out[2 * i] = bits & 0xff;
-    out[2 * i + 1] = bits >>> 8;
-  }
-  return out;
-}

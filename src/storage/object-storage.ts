@@ -9,23 +9,13 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
-  HeadObjectCommand,
-  paginateListObjectsV2,
   S3Client,
   type BucketLocationConstraint,
   type CreateBucketCommandInput,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { ApiError } from '../common/errors.js';
-
-export interface ObjectStorageOptions {
-  endpoint?: string;
-  region: string;
-  bucket: string;
-  accessKeyId?: string;
-  secretAccessKey?: string;
-  forcePathStyle: boolean;
-}
+import type { ObjectStorageOptions } from '../config/app-config.js';
 
 export interface UploadOptions {
   contentType?: string;
@@ -196,29 +186,8 @@ export class ObjectStorage {
     }
   }
 
-  async head(key: string): Promise<{ bytes: number; etag?: string } | null> {
-    try {
-      const result = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-      return { bytes: result.ContentLength ?? 0, etag: result.ETag };
-    } catch (error) {
-      if (httpStatus(error) === 404) return null;
-      throw this.failure('head', error, key);
-    }
-  }
-
-  async read(key: string, range?: { start: number; end?: number }): Promise<Readable> {
-    if (range !== undefined && (range.start < 0 || (range.end !== undefined && range.end < range.start))) {
-      throw new RangeError(`Invalid byte range ${range.start}-${range.end ?? ''} for "${key}"`);
-    }
-    const result = await this.call('read', key, () =>
-      this.client.send(
-        new GetObjectCommand({
-          Bucket: this.bucket,
-          Key: key,
-          Range: range === undefined ? undefined : `bytes=${range.start}-${range.end ?? ''}`,
-        }),
-      ),
-    );
+  private async read(key: string): Promise<Readable> {
+    const result = await this.call('read', key, () => this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key })));
     // In Node the SDK's body is an http.IncomingMessage, i.e. a Readable.
     return result.Body as Readable;
   }
@@ -234,16 +203,6 @@ export class ObjectStorage {
       // Local file errors (ENOSPC, EACCES, ...) are not storage outages.
       throw isStreamNetworkError(error) ? this.unavailable('readToFile', error, key) : error;
     }
-  }
-
-  async list(prefix: string): Promise<string[]> {
-    return this.call('list', prefix, async () => {
-      const keys: string[] = [];
-      for await (const page of paginateListObjectsV2({ client: this.client }, { Bucket: this.bucket, Prefix: prefix })) {
-        for (const object of page.Contents ?? []) if (object.Key !== undefined) keys.push(object.Key);
-      }
-      return keys;
-    });
   }
 
   destroy(): void {

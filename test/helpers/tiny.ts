@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeTinyModels, type TinyModelFiles } from '../../src/formats/tiny-model-files.js';
+import { writeTinyModels, type TinyModelFiles } from '../../src/demo/tiny-model-files.js';
 
 export const TINY_LLAMA = '@cf/tiny/tiny-llama-lora';
 export const TINY_GEMMA = '@cf/tiny/tiny-gemma-lora';

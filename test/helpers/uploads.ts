@@ -1,5 +1,5 @@
-import { ObjectStorage } from '../../src/storage/object-storage.js';
 import { call, type ApiResponse } from './app.js';
+import { TestBucket } from './s3-bucket.js';
 
 export function uploadForm(fileName: string, content: Uint8Array, options: { fileFirst?: boolean; filename?: string } = {}): FormData {
   const form = new FormData();
@@ -30,13 +30,6 @@ export function upload(
 }
 
 /** The suite's s3rver, seen directly (not through the service). */
-export function testStorage(bucket: string): ObjectStorage {
-  return new ObjectStorage({
-    endpoint: process.env.TEST_S3_ENDPOINT,
-    region: 'us-east-1',
-    bucket,
-    accessKeyId: 'S3RVER',
-    secretAccessKey: 'S3RVER',
-    forcePathStyle: true,
-  });
+export function testStorage(bucket: string): TestBucket {
+  return new TestBucket(bucket);
 }

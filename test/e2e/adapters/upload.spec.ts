@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import { BUILTIN_MODELS } from '../../../src/catalog/builtin-models.js';
 import { PrismaService } from '../../../src/database/prisma.service.js';
 import { BAD_ADAPTER_CASES, validAdapter } from '../../fixtures/bad-adapters.js';
-import { buildPeftAdapter } from '../../../src/formats/peft-adapter.js';
+import { buildPeftAdapter } from '../../../src/demo/peft-adapter.js';
 import { call, createAccount, startTestApp, type TestAccount, type TestApp } from '../../helpers/app.js';
 import { testStorage, upload } from '../../helpers/uploads.js';
-import type { ObjectStorage } from '../../../src/storage/object-storage.js';
+import type { TestBucket } from '../../helpers/s3-bucket.js';
 
 const LLAMA = '@cf/meta-llama/llama-2-7b-chat-hf-lora';
 const SMALL = '@cf/test/small-limit-lora';
@@ -22,7 +22,7 @@ const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('h
 let t: TestApp;
 let acme: TestAccount;
 let other: TestAccount;
-let s3: ObjectStorage;
+let s3: TestBucket;
 let prisma: PrismaService;
 
 beforeAll(async () => {

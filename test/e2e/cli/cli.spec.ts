@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatBytes } from '../../../src/cli/format.js';
 import { main } from '../../../src/cli/main.js';
-import { writeSafetensors } from '../../../src/formats/safetensors.js';
+import { writeSafetensors } from '../../../src/demo/safetensors-writer.js';
 import { ADMIN_TOKEN, call, createAccount, startTestApp, type TestAccount, type TestApp } from '../../helpers/app.js';
 import { TINY_LLAMA, tinySetup, type TinySetup } from '../../helpers/tiny.js';
 

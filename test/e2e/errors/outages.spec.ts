@@ -8,7 +8,7 @@ import pg from 'pg';
 import S3rver from 's3rver';
 import { BUILTIN_MODELS } from '../../../src/catalog/builtin-models.js';
 import { ERRORS } from '../../../src/common/errors.js';
-import { buildPeftAdapter } from '../../../src/formats/peft-adapter.js';
+import { buildPeftAdapter } from '../../../src/demo/peft-adapter.js';
 import { ADMIN_TOKEN, call, createAccount, startTestApp, type TestAccount, type TestApp } from '../../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../../helpers/database.js';
 import { uploadForm } from '../../helpers/uploads.js';

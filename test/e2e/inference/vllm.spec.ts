@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildTinyModel, TINY_MODELS } from '../../../src/formats/tiny-model.js';
+import { buildTinyModel, TINY_MODELS } from '../../../src/demo/tiny-model.js';
 import { vllmLoraName } from '../../../src/inference/engines/vllm.engine.js';
 import { call, createAccount, startTestApp, type TestAccount, type TestApp } from '../../helpers/app.js';
 import { tinySetup, type TinySetup } from '../../helpers/tiny.js';

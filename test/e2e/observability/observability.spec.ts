@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildTinyModel, TINY_MODELS } from '../../../src/formats/tiny-model.js';
+import { buildTinyModel, TINY_MODELS } from '../../../src/demo/tiny-model.js';
 import { call, createAccount, startTestApp, type TestAccount, type TestApp } from '../../helpers/app.js';
 import { eventLoopStalls } from '../../helpers/metrics.js';
 import { parsePrometheusText, sampleValue } from '../../helpers/prometheus-text.js';

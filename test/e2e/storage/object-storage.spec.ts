@@ -8,7 +8,9 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { HeadObjectCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { ApiError } from '../../../src/common/errors.js';
-import { assetKey, ObjectStorage, type ObjectStorageOptions } from '../../../src/storage/object-storage.js';
+import type { ObjectStorageOptions } from '../../../src/config/app-config.js';
+import { assetKey, ObjectStorage } from '../../../src/storage/object-storage.js';
+import { TestBucket } from '../../helpers/s3-bucket.js';
 
 const MiB = 1024 * 1024;
 const CHUNK = 64 * 1024;
@@ -30,13 +32,6 @@ function chunkAt(index: number): Buffer {
   const chunk = Buffer.from(BLOCK);
   chunk.writeUInt32BE(index, 0);
   return chunk;
-}
-
-function expectedBytes(size: number, start = 0, end = size - 1): Buffer {
-  const parts: Buffer[] = [];
-  for (let index = Math.floor(start / CHUNK); index * CHUNK <= end; index++) parts.push(chunkAt(index));
-  const offset = Math.floor(start / CHUNK) * CHUNK;
-  return Buffer.concat(parts).subarray(start - offset, end - offset + 1);
 }
 
 /** A generated body of `size` bytes, produced on demand (never held in memory at once). */
@@ -157,6 +152,7 @@ function xml(res: ServerResponse, status: number, body: string): void {
 describe('ObjectStorage against s3rver', () => {
   const proxy = new MultipartProxy();
   const storage = new ObjectStorage(options());
+  const objects = new TestBucket(bucket, endpoint);
   let tracked: ObjectStorage;
   let raw: S3Client;
   let workDir: string;
@@ -176,6 +172,7 @@ describe('ObjectStorage against s3rver', () => {
 
   afterAll(async () => {
     storage.destroy();
+    objects.destroy();
     tracked.destroy();
     raw.destroy();
     await proxy.stop();
@@ -211,10 +208,10 @@ describe('ObjectStorage against s3rver', () => {
     });
     expect(result).toEqual({ key, bytes: content.length });
 
-    const head = await storage.head(key);
+    const head = await objects.head(key);
     expect(head?.bytes).toBe(content.length);
     expect(head?.etag).toEqual(expect.any(String));
-    expect(await collect(await storage.read(key))).toEqual(content);
+    expect(await collect(await objects.read(key))).toEqual(content);
 
     const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials });
     try {
@@ -226,7 +223,7 @@ describe('ObjectStorage against s3rver', () => {
     }
   });
 
-  it('streams a multipart-sized body and reads it back whole, ranged and to a file', async () => {
+  it('streams a multipart-sized body and reads it back whole and to a file', async () => {
     const key = 'multipart/adapter.safetensors';
     const size = 20 * MiB + 12_345;
     const result = await tracked.upload(key, generated(size));
@@ -235,13 +232,8 @@ describe('ObjectStorage against s3rver', () => {
     expect(proxy.completed).toContain(key);
     expect(await openUploads('multipart/')).toEqual([]);
 
-    expect((await storage.head(key))?.bytes).toBe(size);
-    expect(await sha256OfStream(await storage.read(key))).toBe(sha256Of(size));
-
-    // Across the first part boundary, and an open-ended tail.
-    const start = 8 * MiB - 10;
-    expect(await collect(await storage.read(key, { start, end: start + 19 }))).toEqual(expectedBytes(size, start, start + 19));
-    expect(await collect(await storage.read(key, { start: size - 100 }))).toEqual(expectedBytes(size, size - 100));
+    expect((await objects.head(key))?.bytes).toBe(size);
+    expect(await sha256OfStream(await objects.read(key))).toBe(sha256Of(size));
 
     const path = join(workDir, 'adapter.safetensors');
     await storage.readToFile(key, path);
@@ -253,26 +245,26 @@ describe('ObjectStorage against s3rver', () => {
     const content = Buffer.from('weights');
     await storage.upload('staging/ab.bin', Readable.from([content]));
     await storage.copy('staging/ab.bin', 'final/x/ab.bin');
-    expect(await collect(await storage.read('final/x/ab.bin'))).toEqual(content);
-    expect((await storage.head('staging/ab.bin'))?.bytes).toBe(content.length);
+    expect(await collect(await objects.read('final/x/ab.bin'))).toEqual(content);
+    expect((await objects.head('staging/ab.bin'))?.bytes).toBe(content.length);
   });
 
   it('returns null from head for a missing key and deletes idempotently', async () => {
-    expect(await storage.head('missing/nothing.bin')).toBeNull();
+    expect(await objects.head('missing/nothing.bin')).toBeNull();
     await storage.upload('gone/once.txt', Readable.from([Buffer.from('x')]));
     await storage.delete('gone/once.txt');
     await storage.delete('gone/once.txt');
-    expect(await storage.head('gone/once.txt')).toBeNull();
+    expect(await objects.head('gone/once.txt')).toBeNull();
   });
 
   it('lists every key under a prefix', async () => {
     const keys = Array.from({ length: 12 }, (_, index) => `listed/${String(index).padStart(2, '0')}.txt`);
     for (const key of keys) await storage.upload(key, Readable.from([Buffer.from(key)]));
-    expect((await storage.list('listed/')).sort()).toEqual(keys);
-    expect((await storage.list('listed/0')).sort()).toEqual(keys.slice(0, 10));
-    expect(await storage.list('nothing-here/')).toEqual([]);
+    expect((await objects.list('listed/')).sort()).toEqual(keys);
+    expect((await objects.list('listed/0')).sort()).toEqual(keys.slice(0, 10));
+    expect(await objects.list('nothing-here/')).toEqual([]);
     for (const key of keys) await storage.delete(key);
-    expect(await storage.list('listed/')).toEqual([]);
+    expect(await objects.list('listed/')).toEqual([]);
   });
 
   it('deletes many keys in batches of 1000', async () => {
@@ -285,7 +277,7 @@ describe('ObjectStorage against s3rver', () => {
 
     await tracked.deleteMany(keys);
     expect(new Set(proxy.deleteBatchSizes)).toEqual(new Set([1000, 5]));
-    for (const key of present) expect(await storage.head(key)).toBeNull();
+    for (const key of present) expect(await objects.head(key)).toBeNull();
     await storage.deleteMany([]);
   });
 
@@ -301,7 +293,7 @@ describe('ObjectStorage against s3rver', () => {
     expect(body.destroyed).toBe(true);
     expect(proxy.initiated).toContain(key);
     expect(proxy.aborted).toContain(key);
-    expect(await storage.list('aborted/')).toEqual([]);
+    expect(await objects.list('aborted/')).toEqual([]);
     expect(await openUploads('aborted/')).toEqual([]);
   }, 60_000);
 
@@ -315,7 +307,7 @@ describe('ObjectStorage against s3rver', () => {
     await expect(tracked.upload(key, body)).rejects.toBe(failure);
     expect(proxy.initiated).toContain(key);
     expect(proxy.aborted).toContain(key);
-    expect(await storage.list('failed/')).toEqual([]);
+    expect(await objects.list('failed/')).toEqual([]);
     expect(await openUploads('failed/')).toEqual([]);
   }, 60_000);
 
@@ -325,14 +317,14 @@ describe('ObjectStorage against s3rver', () => {
     await expect(storage.upload('pre-aborted/a.bin', generated(MiB), { signal: controller.signal })).rejects.toBe(
       controller.signal.reason,
     );
-    expect(await storage.list('pre-aborted/')).toEqual([]);
+    expect(await objects.list('pre-aborted/')).toEqual([]);
   });
 
   it('reports an unreachable endpoint as storageUnavailable', async () => {
     const unreachable = new ObjectStorage(options({ endpoint: 'http://127.0.0.1:1', secretAccessKey: 'do-not-leak' }));
     try {
       const errors = await Promise.all(
-        [unreachable.ping(), unreachable.upload('x/y.bin', Readable.from([Buffer.from('data')])), unreachable.head('x/y.bin')].map(
+        [unreachable.ping(), unreachable.upload('x/y.bin', Readable.from([Buffer.from('data')])), unreachable.delete('x/y.bin')].map(
           (attempt: Promise<unknown>) => attempt.then(() => undefined, (thrown: unknown) => thrown),
         ),
       );

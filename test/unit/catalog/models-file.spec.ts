@@ -126,6 +126,12 @@ describe('parseModelsFile rejects bad files with a message naming the field', ()
     ['schema given as a string', [{ ...tiny, schema: { input: '{}', output: {} } }], 'schema.input must be a JSON Schema object, got "{}"'],
     ['base_model empty', [{ ...tiny, base_model: '' }], 'base_model must be a non-empty string, got ""'],
     ['description not a string', [{ ...tiny, description: 5 }], 'description must be a string, got 5'],
+    ['engine without a type', [{ ...tiny, engine: { model_path: '/m.gguf' } }], 'entry 0 (@cf/acme/tiny): engine.type is required'],
+    ['engine not an object', [{ ...tiny, engine: 'llama-cpp' }], 'engine must be an object or null, got "llama-cpp"'],
+    ['vllm base_url unparseable after its scheme', [{ ...tiny, engine: { type: 'vllm', base_url: 'http://gpu :8000', served_model: 'm', adapter_dir: '/a' } }], 'engine.base_url must be an http(s) URL, got "http://gpu :8000"'],
+    ['limits account id blank', [{ ...tiny, limits: { accounts: { ' ': 5 } } }], 'limits.accounts has an invalid key " "'],
+    ['neuron costs not an object', [{ ...tiny, neuron_costs: [1, 2] }], 'neuron_costs must be an object, got [1,2]'],
+    ['tag in a nested array index', [{ ...tiny, tags: ['a', 'b', ' '] }], 'tags[2] must be a non-empty string, got " "'],
   ];
 
   it.each(cases)('%s', (_title, json, message) => {

@@ -1,10 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
-import { loraTensorName, validateAdapterPair, validateAdapterTensors } from '../../../src/formats/adapter-validation.js';
-import { GEMMA_2B, GEMMA_7B, LLAMA_2_7B, LORA_MODULES, MISTRAL_7B, type LoraModule, type ModelArchitecture } from '../../../src/formats/architecture.js';
+import { adapterHeaderLimits, loraTensorName, validateAdapterPair, validateAdapterTensors } from '../../../src/formats/adapter-validation.js';
+import { GEMMA_2B, GEMMA_7B, LLAMA_2_7B, LORA_MODULES, MISTRAL_7B, moduleFeatures, type LoraModule, type ModelArchitecture } from '../../../src/formats/architecture.js';
 import { AdapterFormatError } from '../../../src/formats/format-error.js';
-import { buildPeftAdapter, mulberry32, type PeftAdapterSpec } from '../../../src/formats/peft-adapter.js';
+import { buildPeftAdapter, mulberry32, type PeftAdapterSpec } from '../../../src/demo/peft-adapter.js';
 import { parsePeftConfig, scaleFor } from '../../../src/formats/peft-config.js';
-import { decodeTensor, validateSafetensors } from '../../../src/formats/safetensors.js';
+import { decodeTensor, SafetensorsStreamValidator, validateSafetensors, type SafetensorsLimits } from '../../../src/formats/safetensors.js';
 import { BAD_ADAPTER_CASES, BAD_ADAPTER_MAX_LORA_RANK, validAdapter, TINY_TEST_ARCHITECTURE } from '../../fixtures/bad-adapters.js';
 
 const TINY = TINY_TEST_ARCHITECTURE;
@@ -217,5 +217,94 @@ describe('buildPeftAdapter', () => {
     const draws = Array.from({ length: 1000 }, () => a());
     expect(draws).toEqual(Array.from({ length: 1000 }, () => b()));
     expect(draws.every((x) => x >= 0 && x < 1)).toBe(true);
+  });
+});
+
+describe('header limits from the base architecture', () => {
+  /** The first bytes of a safetensors file whose header is `json` (N = its length, padded to `length` if given). */
+  const headerBytes = (json: string, length = Buffer.byteLength(json)): Buffer => {
+    const file = Buffer.alloc(8 + length, 0x20);
+    file.writeBigUInt64LE(BigInt(length), 0);
+    file.write(json, 8);
+    return file;
+  };
+  const rejection = (limits: SafetensorsLimits, ...chunks: Uint8Array[]): string => {
+    const validator = new SafetensorsStreamValidator(limits);
+    try {
+      for (const chunk of chunks) validator.push(chunk);
+      validator.finish();
+    } catch (error) {
+      expect(error).toBeInstanceOf(AdapterFormatError);
+      return (error as Error).message;
+    }
+    throw new Error('expected an AdapterFormatError');
+  };
+
+  it('allows layers × 7 modules × 2 tensors and 512 header bytes for each, plus 64 KiB', () => {
+    expect(adapterHeaderLimits(LLAMA_2_7B)).toMatchObject({ maxTensors: 32 * 7 * 2, maxHeaderLength: 448 * 512 + 65_536 });
+    expect(adapterHeaderLimits(GEMMA_2B)).toMatchObject({ maxTensors: 18 * 7 * 2, maxHeaderLength: 252 * 512 + 65_536 });
+  });
+
+  it('lets the header of the largest valid adapter through: every module of every layer, long offsets, indented JSON', () => {
+    // A 70B-sized llama: 80 layers, rank 256 in F32, so data offsets run to 11 digits.
+    const arch: ModelArchitecture = { ...LLAMA_2_7B, num_hidden_layers: 80, hidden_size: 8192, intermediate_size: 28672, num_attention_heads: 64, num_key_value_heads: 8 };
+    const entries: Record<string, unknown> = { __metadata__: { format: 'pt' } };
+    let offset = 0;
+    for (let layer = 0; layer < arch.num_hidden_layers; layer++) {
+      for (const module of LORA_MODULES) {
+        const { in: inF, out } = moduleFeatures(arch, module);
+        for (const [matrix, shape] of [['A', [256, inF]], ['B', [out, 256]]] as const) {
+          const bytes = shape[0] * shape[1] * 4;
+          entries[loraTensorName(layer, module, matrix)] = { dtype: 'F32', shape, data_offsets: [offset, offset + bytes] };
+          offset += bytes;
+        }
+      }
+    }
+    const json = JSON.stringify(entries, null, 1);
+    const limits = adapterHeaderLimits(arch);
+    expect(Buffer.byteLength(json)).toBeLessThan(limits.maxHeaderLength);
+    const validator = new SafetensorsStreamValidator(limits);
+    validator.push(headerBytes(json));
+    expect(validator.header?.tensors).toHaveLength(limits.maxTensors);
+    validateAdapterTensors(validator.header!, arch);
+  });
+
+  it('refuses a header length over the limit from the 8 length bytes alone, naming both limits', () => {
+    const limits = adapterHeaderLimits(LLAMA_2_7B);
+    const length = Buffer.alloc(8);
+    length.writeBigUInt64LE(100_000_000n);
+    expect(rejection(limits, length)).toBe(
+      'adapter_model.safetensors: header length 100000000 exceeds the limit of 294912 bytes for an adapter of this base model ' +
+        '(at most 448 tensors, 32 layers × 7 modules × 2, in a header of at most 294912 bytes)',
+    );
+    // Within the limit, the same length bytes only ask for more input.
+    length.writeBigUInt64LE(294_912n);
+    expect(() => new SafetensorsStreamValidator(limits).push(length)).not.toThrow();
+  });
+
+  it('refuses more tensors than the base allows while the header is still arriving', () => {
+    const limits = adapterHeaderLimits(TINY);
+    const entry = (i: number) => `"t${i}":{"dtype":"F16","shape":[0],"data_offsets":[0,0]}`;
+    const entries = Array.from({ length: limits.maxTensors + 1 }, (_, i) => entry(i));
+    const json = `{"__metadata__":{"format":"pt"},${entries.join(',')}}`;
+    expect(Buffer.byteLength(json)).toBeLessThan(limits.maxHeaderLength);
+    // The header declares more bytes than are sent: the count alone must decide.
+    const partial = headerBytes(json, limits.maxHeaderLength).subarray(0, 8 + json.length - 1);
+    expect(rejection(limits, partial)).toMatch(new RegExp(`header has more than ${limits.maxTensors} tensors for an adapter of this base model`));
+    // Keys inside strings and nested objects are not counted: maxTensors tensors plus __metadata__ are a valid file.
+    const tricky = `{"__metadata__":{"a,\\"b":"{,\\"c\\":1"},${entries.slice(1).join(',')}}`;
+    const validator = new SafetensorsStreamValidator(limits);
+    validator.push(headerBytes(tricky));
+    expect(validator.finish().tensors).toHaveLength(limits.maxTensors);
+  });
+
+  it('counts the same whatever the chunking', () => {
+    const limits = adapterHeaderLimits(TINY);
+    // Without __metadata__, one more key than maxTensors is still allowed: two more are not.
+    const entries = Array.from({ length: limits.maxTensors + 2 }, (_, i) => `"t\\"${i}":{"dtype":"F16","shape":[0],"data_offsets":[0,0]}`);
+    const file = headerBytes(`{${entries.join(',')}}`);
+    const oneByOne = Array.from(file, (byte) => Uint8Array.of(byte));
+    expect(rejection(limits, ...oneByOne)).toBe(rejection(limits, file));
+    expect(rejection(limits, file)).toMatch(/more than/);
   });
 });

@@ -3,16 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readGgufFileInfo } from 'node-llama-cpp';
-import {
-  encodeGguf,
-  gguf,
-  GgufError,
-  readGguf,
-  readGgufTensor,
-  writeGgufFile,
-  type GgufMetadata,
-  type GgufTensorSpec,
-} from '../../../src/formats/gguf.js';
+import { encodeGguf, gguf, GgufError, writeGgufFile, type GgufMetadata, type GgufTensorSpec } from '../../../src/formats/gguf-writer.js';
+import { readGguf, readGgufTensor } from '../../helpers/gguf-reader.js';
 
 /** One value of every GGUF type, including arrays of each element type. */
 const allTypes: GgufMetadata = {

@@ -10,12 +10,14 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { getLlama, LlamaLogLevel, type Llama, type Token } from 'node-llama-cpp';
 import { loraTensorName } from '../../../src/formats/adapter-validation.js';
 import { LORA_MODULES, type ModelArchitecture } from '../../../src/formats/architecture.js';
-import { encodeGguf, readGguf, readGgufTensor, type GgufTensorSpec } from '../../../src/formats/gguf.js';
+import { encodeGguf, type GgufTensorSpec } from '../../../src/formats/gguf-writer.js';
+import { readGguf, readGgufTensor } from '../../helpers/gguf-reader.js';
 import { convertPeftToGguf, permuteQkRows, planPeftToGguf } from '../../../src/formats/lora-to-gguf.js';
-import { buildPeftAdapter, type PeftAdapterSpec } from '../../../src/formats/peft-adapter.js';
+import { buildPeftAdapter, type PeftAdapterSpec } from '../../../src/demo/peft-adapter.js';
 import { parsePeftConfig, type PeftLoraConfig } from '../../../src/formats/peft-config.js';
 import { decodeTensor, validateSafetensors } from '../../../src/formats/safetensors.js';
-import { buildTinyModel, mergePeftAdapter, tinyArchitecture, type TinyModelSpec } from '../../../src/formats/tiny-model.js';
+import { buildTinyModel, tinyArchitecture, type TinyModelSpec } from '../../../src/demo/tiny-model.js';
+import { mergePeftAdapter } from '../../helpers/lora-merge.js';
 
 jest.setTimeout(30_000);
 

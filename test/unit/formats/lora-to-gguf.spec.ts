@@ -5,14 +5,15 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { loraTensorName } from '../../../src/formats/adapter-validation.js';
 import { LLAMA_2_7B, LORA_MODULES, type LoraModule, type ModelArchitecture } from '../../../src/formats/architecture.js';
 import { AdapterFormatError } from '../../../src/formats/format-error.js';
-import { encodeGguf, readGguf, readGgufTensor } from '../../../src/formats/gguf.js';
+import { encodeGguf } from '../../../src/formats/gguf-writer.js';
+import { readGguf, readGgufTensor } from '../../helpers/gguf-reader.js';
 import {
   convertPeftToGguf,
   permuteQkRows,
   planPeftToGguf,
   qkPermuteHeads,
 } from '../../../src/formats/lora-to-gguf.js';
-import { buildPeftAdapter, type PeftAdapterSpec } from '../../../src/formats/peft-adapter.js';
+import { buildPeftAdapter, type PeftAdapterSpec } from '../../../src/demo/peft-adapter.js';
 import { parsePeftConfig } from '../../../src/formats/peft-config.js';
 import { decodeTensor, validateSafetensors } from '../../../src/formats/safetensors.js';
 

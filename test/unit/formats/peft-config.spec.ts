@@ -85,7 +85,7 @@ describe('parsePeftConfig', () => {
     [{ target_modules: ['mlp'] }, /entry "mlp" is not a LoRA-capable module/],
     [{ alpha_pattern: { q_proj: -1 } }, /alpha_pattern value of "q_proj" must be a positive number/],
     [{ rank_pattern: [] }, /rank_pattern must be an object/],
-    [{ rank_pattern: { '(?P<m>q_proj)': 4 } }, /rank_pattern key "\(\?P<m>q_proj\)" is not a supported regular expression/],
+    [{ rank_pattern: { '(q)\\1_proj': 4 } }, /rank_pattern key "\(q\)\\\\1_proj" is not a supported regular expression: backreferences/],
     [{ layers_pattern: 'layers.*', layers_to_transform: [0] }, /layers_pattern "layers\.\*" must be a module name/],
   ])('rejects %j', (fields, message) => {
     expect(rejection(fields)).toMatch(message);
@@ -189,11 +189,32 @@ describe('target_modules (PEFT check_target_module_exists)', () => {
     });
   });
 
-  it('stops a catastrophic regex instead of hanging', () => {
-    const started = Date.now();
-    expect(rejection({ target_modules: '(.|.)*!' })).toMatch(/take too long/);
-    expect(rejection({ rank_pattern: { '(.|.)*!': 4 } })).toMatch(/take too long/);
-    expect(Date.now() - started).toBeLessThan(5000);
+  // A backtracking engine needs exponential time on these (the test would hang); RE2 answers at once.
+  it.each(['(?:[a-z_.0-9]+)+!', '(.|.)*!', '(a|aa)*b'])('matches the catastrophic-backtracking pattern %s like any other', (evil) => {
+    expect(rejection({ target_modules: evil })).toMatch(/selects no module of the base model/);
+    expect(rankFor(parse({ rank_pattern: { [evil]: 4 } }).config, 0, 'q_proj')).toBe(8);
+    expect(targets({ target_modules: `${evil}|.*\\.q_proj` }).modules).toEqual(['q_proj']);
+  });
+
+  it('full-matches with re.fullmatch semantics: every alternative must cover the whole path', () => {
+    // A search (or an alternation anchored only at its ends) would let "self_attn" select whole attention blocks.
+    expect(targets({ target_modules: 'self_attn|.*q_proj' }).modules).toEqual(['q_proj']);
+    expect(targets({ target_modules: '(?P<block>.*self_attn)\\.(q|v)_proj' }).modules).toEqual(['q_proj', 'v_proj']);
+    expect(targets({ target_modules: '(?i).*\\.Q_PROJ' }).modules).toEqual(['q_proj']);
+  });
+
+  it.each([
+    ['target_modules', { target_modules: '(?!.*mlp).*_proj' }, /lookahead and lookbehind assertions are not supported/],
+    ['target_modules', { target_modules: '.*(?<=self_attn\\.)q_proj' }, /lookahead and lookbehind assertions are not supported/],
+    ['exclude_modules', { target_modules: 'all-linear', exclude_modules: '(.)\\1' }, /backreferences are not supported/],
+    ['target_modules', { target_modules: '.*\\.q_proj\\Z' }, /invalid escape sequence/],
+    ['alpha_pattern key', { alpha_pattern: { '[a-z._0-9]{0,1000}q_proj': 4 } }, /the repetition \{0,1000\} exceeds 32/],
+    ['target_modules', { target_modules: `.*\\.(${'q_proj|'.repeat(100)}v_proj)` }, /is 712 characters long, the limit is 512/],
+  ])('refuses what RE2 cannot match as PEFT would, naming %s and the reason', (field, fields, reason) => {
+    const message = rejection(fields);
+    expect(message).toContain(`adapter_config.json: ${field} "`);
+    expect(message).toMatch(/is not a supported regular expression: /);
+    expect(message).toMatch(reason);
   });
 
   it('isTargeted combines modules and layers', () => {

@@ -1,13 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { AdapterFormatError } from '../../../src/formats/format-error.js';
-import {
-  DTYPE_BITS,
-  SafetensorsStreamValidator,
-  validateSafetensors,
-  writeSafetensors,
-  type SafetensorsHeader,
-} from '../../../src/formats/safetensors.js';
+import { writeSafetensors } from '../../../src/demo/safetensors-writer.js';
+import { DTYPE_BITS, SafetensorsStreamValidator, validateSafetensors, type SafetensorsHeader } from '../../../src/formats/safetensors.js';
 
 type Outcome = { header: SafetensorsHeader } | { error: string };
 

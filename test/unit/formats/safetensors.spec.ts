@@ -1,17 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
 import { AdapterFormatError } from '../../../src/formats/format-error.js';
-import {
-  bfloat16ToFloat,
-  decodeTensor,
-  encodeTensor,
-  floatToBfloat16,
-  floatToHalf,
-  halfToFloat,
-  parseSafetensorsHeader,
-  SafetensorsStreamValidator,
-  validateSafetensors,
-  writeSafetensors,
-} from '../../../src/formats/safetensors.js';
+import { writeSafetensors } from '../../../src/demo/safetensors-writer.js';
+import { encodeTensor, floatToBfloat16, floatToHalf, halfToFloat } from '../../../src/formats/float16.js';
+import { decodeTensor, parseSafetensorsHeader, SafetensorsStreamValidator, validateSafetensors } from '../../../src/formats/safetensors.js';
+
+/** bfloat16 bits to a number: the upper half of a float32. */
+function bfloat16ToFloat(bits: number): number {
+  return new Float32Array(new Uint32Array([bits << 16]).buffer)[0]!;
+}
 
 /** A file from a header given as text (N = its byte length) and `dataLength` zero bytes. */
 function fileWith(header: string, dataLength = 0): Buffer {

@@ -2,10 +2,12 @@
  * Deterministic PEFT LoRA adapters (adapter_config.json + adapter_model.safetensors) for tests, benchmarks and the
  * demo. Valid by default; `configOverrides` and `editTensors` make deliberately broken ones.
  */
-import { moduleFeatures, type LoraModule, type ModelArchitecture } from './architecture.js';
-import { loraTensorName } from './adapter-validation.js';
-import { rankFor } from './peft-config.js';
-import { DTYPE_BITS, encodeTensor, writeSafetensors } from './safetensors.js';
+import { loraTensorName } from '../formats/adapter-validation.js';
+import { moduleFeatures, type LoraModule, type ModelArchitecture } from '../formats/architecture.js';
+import { encodeTensor } from '../formats/float16.js';
+import { rankFor } from '../formats/peft-config.js';
+import { DTYPE_BITS } from '../formats/safetensors.js';
+import { writeSafetensors } from './safetensors-writer.js';
 
 export interface AdapterTensorSpec {
   name: string;

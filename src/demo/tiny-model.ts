@@ -3,13 +3,11 @@
  * into GGUF the way llama.cpp's convert_hf_to_gguf does (q/k row permutation for llama, `norm + 1` and tied output
  * for gemma), so a LoRA merged into the HF weights and the converted adapter applied by llama.cpp must agree.
  */
-import { LORA_MODULES, moduleFeatures, type LoraModule, type ModelArchitecture } from './architecture.js';
-import { encodeGguf, gguf, type GgufMetadata, type GgufTensorSpec } from './gguf.js';
-import { loraTensorName } from './adapter-validation.js';
-import { GGUF_MODULE_NAMES, ggufArchitecture, permuteQkRows, qkPermuteHeads } from './lora-to-gguf.js';
-import { isTargeted, modulePath, scaleFor, type PeftLoraConfig } from './peft-config.js';
+import { LORA_MODULES, moduleFeatures, type LoraModule, type ModelArchitecture } from '../formats/architecture.js';
+import { encodeGguf, gguf, type GgufMetadata, type GgufTensorSpec } from '../formats/gguf-writer.js';
+import { GGUF_MODULE_NAMES, ggufArchitecture, permuteQkRows, qkPermuteHeads } from '../formats/lora-to-gguf.js';
+import { modulePath } from '../formats/peft-config.js';
 import { mulberry32, type PeftAdapterSpec } from './peft-adapter.js';
-import { decodeTensor, validateSafetensors } from './safetensors.js';
 
 export type TinyFamily = 'llama' | 'gemma';
 
@@ -104,7 +102,7 @@ export function tinyArchitecture(spec: TinyModelSpec): ModelArchitecture {
   };
 }
 
-const hfLinearName = (layer: number, module: LoraModule) => `${modulePath(layer, module)}.weight`;
+export const hfLinearName = (layer: number, module: LoraModule) => `${modulePath(layer, module)}.weight`;
 
 /**
  * Standard deviations (linear layers: gain / sqrt(in_features)). gemma multiplies embeddings by sqrt(hidden) and
@@ -243,41 +241,6 @@ export function buildTinyModel(spec: TinyModelSpec, transform?: (weights: HfWeig
   transform?.(hfWeights);
   const metadata = ggufMetadata(architecture, spec.contextLength ?? 512, vocab);
   return { gguf: encodeGguf(metadata, hfToGgufTensors(hfWeights, architecture)), architecture, hfWeights, tokens: vocab.tokens };
-}
-
-/**
- * Merges a PEFT LoRA adapter into HF weights in place: W += scale · B · A for every adapted module, with PEFT's
- * scale (rsLoRA, rank_pattern, alpha_pattern included). Accumulates in float64.
- */
-export function mergePeftAdapter(
-  weights: HfWeights,
-  architecture: ModelArchitecture,
-  config: PeftLoraConfig,
-  safetensors: Uint8Array,
-): void {
-  const header = validateSafetensors(safetensors);
-  const present = new Set(header.tensors.map((t) => t.name));
-  for (let layer = 0; layer < architecture.num_hidden_layers; layer++) {
-    for (const module of LORA_MODULES) {
-      const nameA = loraTensorName(layer, module, 'A');
-      if (!isTargeted(config, layer, module) || !present.has(nameA)) continue;
-      const w = weights.get(hfLinearName(layer, module))!;
-      const [out, inF] = w.shape;
-      const a = decodeTensor(safetensors, header, nameA);
-      const b = decodeTensor(safetensors, header, loraTensorName(layer, module, 'B'));
-      const r = a.length / inF;
-      const scale = scaleFor(config, layer, module);
-      const row = new Float64Array(inF);
-      for (let o = 0; o < out; o++) {
-        row.fill(0);
-        for (let k = 0; k < r; k++) {
-          const bk = b[o * r + k];
-          for (let i = 0; i < inF; i++) row[i] += bk * a[k * inF + i];
-        }
-        for (let i = 0; i < inF; i++) w.data[o * inF + i] += scale * row[i];
-      }
-    }
-  }
 }
 
 export interface TinyCatalogEntry {

@@ -1,17 +1,16 @@
 /**
- * GGUF v3 (ggml `docs/gguf.md`): a writer for tiny base models and LoRA adapters and a reader for validation.
- * The reader enforces the same layout rules as ggml's `gguf_init_from_file` (contiguous, aligned tensor data),
- * so a file it accepts is laid out the way llama.cpp expects.
+ * GGUF v3 (ggml `docs/gguf.md`) writer, for converted LoRA adapters and the tiny demo base models. The layout
+ * constants are exported for readers that check files against the same rules.
  */
 import { open } from 'node:fs/promises';
-import { encodeTensor, halfToFloat } from './safetensors.js';
+import { encodeTensor } from './float16.js';
 
-const GGUF_VERSION = 3;
+export const GGUF_VERSION = 3;
 const GGUF_DEFAULT_ALIGNMENT = 32;
-const GGUF_MAGIC = 'GGUF';
+export const GGUF_MAGIC = 'GGUF';
 /** ggml's GGML_MAX_NAME is 64 bytes including the terminating NUL. */
 const MAX_TENSOR_NAME_LENGTH = 63;
-const MAX_DIMS = 4;
+export const MAX_DIMS = 4;
 
 export type GgufNumberType = 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'f32' | 'f64';
 export type GgufBigIntType = 'u64' | 'i64';
@@ -47,21 +46,18 @@ export const gguf = {
   i32s: (value: number[]): GgufValue => ({ type: 'array', itemType: 'i32', value }),
 };
 
-const VALUE_TYPE_CODE: Record<GgufScalarType | 'array', number> = {
+export const VALUE_TYPE_CODE: Record<GgufScalarType | 'array', number> = {
   u8: 0, i8: 1, u16: 2, i16: 3, u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9, u64: 10, i64: 11, f64: 12,
 };
-const VALUE_TYPE_BY_CODE = new Map<number, GgufScalarType | 'array'>(
-  Object.entries(VALUE_TYPE_CODE).map(([name, code]) => [code, name as GgufScalarType | 'array']),
-);
-const NUMBER_SIZE: Record<GgufNumberType | GgufBigIntType | 'bool', number> = {
+export const NUMBER_SIZE: Record<GgufNumberType | GgufBigIntType | 'bool', number> = {
   u8: 1, i8: 1, bool: 1, u16: 2, i16: 2, u32: 4, i32: 4, f32: 4, f64: 8, u64: 8, i64: 8,
 };
 
 /** Tensor element types this module can write and decode. */
 export type GgmlType = 'F32' | 'F16';
-const GGML_TYPE_CODE: Record<GgmlType, number> = { F32: 0, F16: 1 };
+export const GGML_TYPE_CODE: Record<GgmlType, number> = { F32: 0, F16: 1 };
 /** Bytes per element of the non-quantized ggml types, by type code (BF16 = 30 is only measured, not decoded). */
-const GGML_TYPE_SIZE = new Map<number, number>([[0, 4], [1, 2], [30, 2]]);
+export const GGML_TYPE_SIZE = new Map<number, number>([[0, 4], [1, 2], [30, 2]]);
 
 export interface GgufTensorSpec {
   name: string;
@@ -72,32 +68,12 @@ export interface GgufTensorSpec {
   data: () => Float32Array;
 }
 
-export interface GgufTensorInfo {
-  name: string;
-  dims: number[];
-  /** ggml type code (0 F32, 1 F16, 30 BF16, others quantized). */
-  type: number;
-  /** Byte offset relative to the start of the data section. */
-  offset: number;
-  /** Data size in bytes, or null for types whose size this reader does not know (quantized). */
-  byteLength: number | null;
-}
-
-export interface GgufFile {
-  version: number;
-  alignment: number;
-  metadata: GgufMetadata;
-  tensors: GgufTensorInfo[];
-  /** Absolute byte offset of the data section. */
-  dataOffset: number;
-}
-
 export class GgufError extends Error {
   override name = 'GgufError';
 }
 
-const alignUp = (n: number, alignment: number) => Math.ceil(n / alignment) * alignment;
-const elementCount = (dims: number[]) => dims.reduce((a, b) => a * b, 1);
+export const alignUp = (n: number, alignment: number) => Math.ceil(n / alignment) * alignment;
+export const elementCount = (dims: number[]) => dims.reduce((a, b) => a * b, 1);
 
 /** Little-endian byte sink for the header. */
 class ByteWriter {
@@ -155,7 +131,7 @@ class ByteWriter {
   }
 }
 
-function resolveAlignment(metadata: GgufMetadata): number {
+export function resolveAlignment(metadata: GgufMetadata): number {
   const entry = metadata['general.alignment'];
   if (entry === undefined) return GGUF_DEFAULT_ALIGNMENT;
   if (entry.type !== 'u32') throw new GgufError('general.alignment must be a u32');
@@ -241,153 +217,4 @@ export async function writeGgufFile(path: string, metadata: GgufMetadata, tensor
   } finally {
     await file.close();
   }
-}
-
-const UTF8 = new TextDecoder('utf-8', { fatal: true });
-
-/** Bounds-checked little-endian reader over the file bytes. */
-class ByteReader {
-  private readonly view: DataView;
-  pos = 0;
-
-  constructor(private readonly bytes: Uint8Array) {
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  }
-
-  private take(n: number): number {
-    if (n < 0 || this.pos + n > this.bytes.length) throw new GgufError(`unexpected end of file at byte ${this.pos}`);
-    const at = this.pos;
-    this.pos += n;
-    return at;
-  }
-
-  number(type: GgufNumberType | 'bool'): number | boolean {
-    const at = this.take(NUMBER_SIZE[type]);
-    switch (type) {
-      case 'u8': return this.view.getUint8(at);
-      case 'i8': return this.view.getInt8(at);
-      case 'bool': return this.view.getUint8(at) !== 0;
-      case 'u16': return this.view.getUint16(at, true);
-      case 'i16': return this.view.getInt16(at, true);
-      case 'u32': return this.view.getUint32(at, true);
-      case 'i32': return this.view.getInt32(at, true);
-      case 'f32': return this.view.getFloat32(at, true);
-      case 'f64': return this.view.getFloat64(at, true);
-    }
-  }
-
-  bigint(type: GgufBigIntType): bigint {
-    const at = this.take(8);
-    return type === 'u64' ? this.view.getBigUint64(at, true) : this.view.getBigInt64(at, true);
-  }
-
-  u32(): number {
-    return this.number('u32') as number;
-  }
-
-  /** A u64 count, size or offset; larger than any file this reader can hold means a corrupt file. */
-  size(): number {
-    const v = this.bigint('u64');
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new GgufError(`value ${v} at byte ${this.pos - 8} is too large`);
-    return Number(v);
-  }
-
-  string(): string {
-    const n = this.size();
-    const at = this.take(n);
-    try {
-      return UTF8.decode(this.bytes.subarray(at, at + n));
-    } catch {
-      throw new GgufError(`invalid UTF-8 string at byte ${at}`);
-    }
-  }
-
-  scalar(type: GgufScalarType): number | bigint | boolean | string {
-    if (type === 'string') return this.string();
-    if (type === 'u64' || type === 'i64') return this.bigint(type);
-    return this.number(type);
-  }
-}
-
-function valueType(code: number): GgufScalarType | 'array' {
-  const type = VALUE_TYPE_BY_CODE.get(code);
-  if (type === undefined) throw new GgufError(`unknown metadata value type ${code}`);
-  return type;
-}
-
-/** Parses the header, metadata and tensor infos and checks the tensor data layout against the file size. */
-export function readGguf(bytes: Uint8Array): GgufFile {
-  const r = new ByteReader(bytes);
-  if (bytes.length < 4 || Buffer.from(bytes.subarray(0, 4)).toString('latin1') !== GGUF_MAGIC) {
-    throw new GgufError('not a GGUF file (bad magic)');
-  }
-  r.pos = 4;
-  const version = r.u32();
-  if (version !== GGUF_VERSION) throw new GgufError(`unsupported GGUF version ${version}`);
-  const tensorCount = r.size();
-  const kvCount = r.size();
-
-  const entries = new Map<string, GgufValue>();
-  for (let i = 0; i < kvCount; i++) {
-    const key = r.string();
-    if (entries.has(key)) throw new GgufError(`duplicate metadata key ${key}`);
-    const type = valueType(r.u32());
-    if (type === 'array') {
-      const itemType = valueType(r.u32());
-      if (itemType === 'array') throw new GgufError(`metadata key ${key}: nested arrays are not supported`);
-      const n = r.size();
-      const value: unknown[] = [];
-      for (let j = 0; j < n; j++) value.push(r.scalar(itemType));
-      entries.set(key, { type, itemType, value } as GgufArray);
-    } else {
-      entries.set(key, { type, value: r.scalar(type) } as GgufScalar);
-    }
-  }
-  // fromEntries defines own properties, so a "__proto__" key stays an ordinary key.
-  const metadata: GgufMetadata = Object.fromEntries(entries);
-  const alignment = resolveAlignment(metadata);
-
-  const tensors: GgufTensorInfo[] = [];
-  const names = new Set<string>();
-  for (let i = 0; i < tensorCount; i++) {
-    const name = r.string();
-    if (names.has(name)) throw new GgufError(`duplicate tensor name ${name}`);
-    names.add(name);
-    const nDims = r.u32();
-    if (nDims > MAX_DIMS) throw new GgufError(`tensor ${name} has ${nDims} dims`);
-    const dims: number[] = [];
-    for (let j = 0; j < nDims; j++) dims.push(r.size());
-    const type = r.u32();
-    const offset = r.size();
-    const typeSize = GGML_TYPE_SIZE.get(type);
-    tensors.push({ name, dims, type, offset, byteLength: typeSize === undefined ? null : elementCount(dims) * typeSize });
-  }
-  const dataOffset = tensorCount > 0 ? alignUp(r.pos, alignment) : r.pos;
-
-  // ggml requires each tensor to start where the previous one's padded data ends.
-  let expected = 0;
-  for (const t of tensors) {
-    if (t.byteLength === null) break;
-    if (t.offset !== expected) throw new GgufError(`tensor ${t.name} has offset ${t.offset}, expected ${expected}`);
-    if (dataOffset + t.offset + t.byteLength > bytes.length) throw new GgufError(`tensor ${t.name} data is past end of file`);
-    expected += alignUp(t.byteLength, alignment);
-  }
-  return { version, alignment, metadata, tensors, dataOffset };
-}
-
-/** Decodes an F32 or F16 tensor of a parsed GGUF file. */
-export function readGgufTensor(bytes: Uint8Array, file: GgufFile, name: string): Float32Array {
-  const info = file.tensors.find((t) => t.name === name);
-  if (!info) throw new GgufError(`no tensor ${name}`);
-  const n = elementCount(info.dims);
-  const view = new DataView(bytes.buffer, bytes.byteOffset + file.dataOffset + info.offset);
-  const out = new Float32Array(n);
-  if (info.type === GGML_TYPE_CODE.F32) {
-    for (let i = 0; i < n; i++) out[i] = view.getFloat32(i * 4, true);
-  } else if (info.type === GGML_TYPE_CODE.F16) {
-    for (let i = 0; i < n; i++) out[i] = halfToFloat(view.getUint16(i * 2, true));
-  } else {
-    throw new GgufError(`tensor ${name} has ggml type ${info.type}; only F32 and F16 are decoded`);
-  }
-  return out;
 }

@@ -1,0 +1,122 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { Multipart } from '@fastify/multipart';
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { AdapterAssetsRepository } from '../../../src/adapters/adapter-assets.repository.js';
+import { AdapterAssetsService } from '../../../src/adapters/adapter-assets.service.js';
+import { BUILTIN_MODELS } from '../../../src/catalog/builtin-models.js';
+import { CatalogService } from '../../../src/catalog/catalog.service.js';
+import { loadConfig } from '../../../src/config/app-config.js';
+import { PrismaService } from '../../../src/database/prisma.service.js';
+import { buildPeftAdapter } from '../../../src/demo/peft-adapter.js';
+import { FinetuneEvents } from '../../../src/finetunes/finetune-events.js';
+import { FinetunesRepository } from '../../../src/finetunes/finetunes.repository.js';
+import { FinetunesService } from '../../../src/finetunes/finetunes.service.js';
+import { MetricsService } from '../../../src/observability/metrics.service.js';
+import { ObjectStorage } from '../../../src/storage/object-storage.js';
+import { OrphanObjectsService } from '../../../src/storage/orphan-objects.service.js';
+import { createTestDatabase, type TestDatabase } from '../../helpers/database.js';
+import { TestBucket } from '../../helpers/s3-bucket.js';
+
+// The asset rules where they live: AdapterAssetsService on its real repositories, PostgreSQL and s3rver, no HTTP.
+const LLAMA = '@cf/meta-llama/llama-2-7b-chat-hf-lora';
+const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+
+let db: TestDatabase;
+let prisma: PrismaService;
+let storage: ObjectStorage;
+let bucket: TestBucket;
+let finetunes: FinetunesService;
+let assets: AdapterAssetsService;
+let accountId: string;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  const config = loadConfig({
+    DATABASE_URL: db.url,
+    ADMIN_TOKEN: 'medium-admin-token-0123456789',
+    S3_ENDPOINT: process.env.TEST_S3_ENDPOINT,
+    S3_BUCKET: `medium-${randomBytes(6).toString('hex')}`,
+    S3_ACCESS_KEY_ID: 'S3RVER',
+    S3_SECRET_ACCESS_KEY: 'S3RVER',
+    S3_FORCE_PATH_STYLE: 'true',
+  });
+  prisma = new PrismaService(config, null);
+  storage = new ObjectStorage(config.storage);
+  await storage.ensureBucket();
+  bucket = new TestBucket(config.storage.bucket);
+  const catalog = new CatalogService(config);
+  const orphans = new OrphanObjectsService(prisma, storage);
+  finetunes = new FinetunesService(new FinetunesRepository(prisma), catalog, orphans, new FinetuneEvents());
+  assets = new AdapterAssetsService(finetunes, catalog, storage, orphans, new AdapterAssetsRepository(prisma), new MetricsService());
+  accountId = randomBytes(16).toString('hex');
+  await prisma.account.create({ data: { id: accountId, name: 'acme' } });
+});
+afterAll(async () => {
+  storage.destroy();
+  bucket.destroy();
+  await prisma.$disconnect();
+  await db.drop();
+});
+
+/** The parts @fastify/multipart yields for a form of file_name then file. */
+async function* form(fileName: string, content: Uint8Array): AsyncIterableIterator<Multipart> {
+  yield { type: 'field', fieldname: 'file_name', value: fileName } as Multipart;
+  yield { type: 'file', fieldname: 'file', filename: fileName, file: Readable.from([Buffer.from(content)]) } as unknown as Multipart;
+}
+
+const adapter = (seed: number, r = 8) =>
+  buildPeftAdapter({ architecture: BUILTIN_MODELS.find((m) => m.name === LLAMA)!.architecture!, r, loraAlpha: 16, targetModules: ['q_proj', 'v_proj'], seed });
+
+let counter = 0;
+const newFinetune = async () => (await finetunes.create(accountId, { model: LLAMA, name: `ft-${++counter}` })).id;
+const keysOf = (finetuneId: string) => bucket.list(`accounts/${accountId}/finetunes/${finetuneId}/`);
+const stagingKeys = () => bucket.list(`accounts/${accountId}/uploads/`);
+
+describe('AdapterAssetsService', () => {
+  it('stages an upload, then stores it under its content address and records it; both files make it ready', async () => {
+    const id = await newFinetune();
+    const { configJson, safetensors } = adapter(1);
+    const config = await assets.upload(accountId, id, form('adapter_config.json', configJson));
+    expect(config.result).toMatchObject({ finetune_id: id, file_name: 'adapter_config.json', bytes: configJson.length, sha256: sha256(configJson) });
+    expect(await keysOf(id)).toEqual([`accounts/${accountId}/finetunes/${id}/${sha256(configJson)}/adapter_config.json`]);
+    expect((await prisma.finetune.findUniqueOrThrow({ where: { id } })).status).toBe('pending');
+
+    await assets.upload(accountId, id, form('adapter_model.safetensors', safetensors));
+    expect((await keysOf(id)).sort()).toEqual(
+      [`${sha256(configJson)}/adapter_config.json`, `${sha256(safetensors)}/adapter_model.safetensors`].map((k) => `accounts/${accountId}/finetunes/${id}/${k}`).sort(),
+    );
+    expect((await prisma.finetune.findUniqueOrThrow({ where: { id } })).status).toBe('ready');
+    expect(await stagingKeys()).toEqual([]);
+  });
+
+  it('replacing a file before the finetune is ready deletes the old object and keeps one row', async () => {
+    const id = await newFinetune();
+    const first = adapter(2).configJson;
+    const second = Buffer.from(first.toString().replace('"lora_alpha": 16', '"lora_alpha": 32'));
+    expect(sha256(second)).not.toBe(sha256(first));
+    await assets.upload(accountId, id, form('adapter_config.json', first));
+    await assets.upload(accountId, id, form('adapter_config.json', second));
+    expect(await keysOf(id)).toEqual([`accounts/${accountId}/finetunes/${id}/${sha256(second)}/adapter_config.json`]);
+    const rows = await prisma.finetuneAsset.findMany({ where: { finetuneId: id } });
+    expect(rows.map((row) => row.sha256)).toEqual([sha256(second)]);
+  });
+
+  it('a rejected file leaves no object and no row, and the stored counterpart is untouched', async () => {
+    const id = await newFinetune();
+    const { configJson } = adapter(3);
+    await assets.upload(accountId, id, form('adapter_config.json', configJson));
+    // Weights of rank 4 against a config of rank 8.
+    const { safetensors } = adapter(3, 4);
+    await expect(assets.upload(accountId, id, form('adapter_model.safetensors', safetensors))).rejects.toMatchObject({
+      message: expect.stringMatching(/^adapter_model\.safetensors: .* expected \[\d+, 8\] \(r=8\)/),
+    });
+    const hostile = Buffer.from(JSON.stringify({ peft_type: 'LORA', model_type: 'llama', r: 8, target_modules: '(?=q)' }));
+    await expect(assets.upload(accountId, id, form('adapter_config.json', hostile))).rejects.toMatchObject({
+      message: expect.stringContaining('lookahead and lookbehind assertions are not supported'),
+    });
+    expect(await keysOf(id)).toEqual([`accounts/${accountId}/finetunes/${id}/${sha256(configJson)}/adapter_config.json`]);
+    expect((await prisma.finetuneAsset.findMany({ where: { finetuneId: id } })).map((row) => row.fileName)).toEqual(['adapter_config.json']);
+    expect(await stagingKeys()).toEqual([]);
+  });
+});
