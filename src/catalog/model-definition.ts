@@ -30,9 +30,38 @@ export interface ModelLimits {
   accounts: Record<string, number>;
 }
 
+/** An engine served by remote replicas that load LoRA adapters at runtime (vLLM, SGLang). */
+export interface RemoteEngineConfig {
+  /** The single-replica form; exactly one of `base_url` and `replicas` is given. */
+  base_url?: string;
+  /** Several replicas of the same base model, each with its own adapter slots. */
+  replicas?: string[];
+  served_model: string;
+  /** A folder every replica also sees at the same path: adapters are written here for them to read. */
+  adapter_dir: string;
+  api_key?: string;
+  timeout_ms?: number;
+  /** Adapters one replica holds at most, as it was started (vLLM `--max-loras`, SGLang `--max-loaded-loras`). */
+  max_loras?: number;
+  /** How often each replica's own state (`/v1/models`, `/metrics`) is read again, and a down replica probed. */
+  refresh_ms?: number;
+}
+
+/** The replicas of a remote engine entry: its `replicas`, or its single `base_url`, without trailing slashes. */
+export function engineReplicas(config: RemoteEngineConfig): string[] {
+  return (config.replicas ?? [config.base_url!]).map((url) => url.replace(/\/+$/, ''));
+}
+
 export type EngineConfig =
   | { type: 'llama-cpp'; model_path: string; context_size?: number; max_contexts?: number; threads?: number }
-  | { type: 'vllm'; base_url: string; served_model: string; adapter_dir: string; api_key?: string; timeout_ms?: number };
+  | (RemoteEngineConfig & {
+      type: 'vllm';
+      /** `explicit` (default): the service loads adapters; `resolver`: vLLM's filesystem resolver loads them on first use. */
+      adapter_loading?: 'explicit' | 'resolver';
+      /** vLLM's `--model`, which its filesystem resolver compares with `base_model_name_or_path`. */
+      resolver_base_model?: string;
+    })
+  | (RemoteEngineConfig & { type: 'sglang' });
 
 export interface NeuronCosts {
   input_tokens: number;

@@ -49,6 +49,18 @@ const limits = object({
   },
 });
 
+/** Engines on remote replicas (vLLM, SGLang): `base_url` or `replicas`, exactly one (checked in models-file.ts). */
+const REMOTE_ENGINE: Record<string, Schema> = {
+  base_url: httpUrl,
+  replicas: { type: 'array', items: httpUrl, minItems: 1, uniqueItems: true, problem: 'must be a non-empty array of distinct http(s) URLs' },
+  served_model: nonEmptyString,
+  adapter_dir: absolutePath,
+  api_key: nonEmptyString,
+  timeout_ms: positiveInteger,
+  max_loras: positiveInteger,
+  refresh_ms: positiveInteger,
+};
+
 /**
  * One branch per engine `type`, chosen by the discriminator: a new engine is one more branch (its `type` const,
  * its fields and which of them are required).
@@ -61,14 +73,13 @@ const ENGINES: Schema[] = [
   object(
     {
       type: { const: 'vllm' },
-      base_url: httpUrl,
-      served_model: nonEmptyString,
-      adapter_dir: absolutePath,
-      api_key: nonEmptyString,
-      timeout_ms: positiveInteger,
+      ...REMOTE_ENGINE,
+      adapter_loading: { enum: ['explicit', 'resolver'], problem: 'must be "explicit" or "resolver"' },
+      resolver_base_model: nonEmptyString,
     },
-    ['type', 'base_url', 'served_model', 'adapter_dir'],
+    ['type', 'served_model', 'adapter_dir'],
   ),
+  object({ type: { const: 'sglang' }, ...REMOTE_ENGINE }, ['type', 'served_model', 'adapter_dir']),
 ];
 export const ENGINE_TYPES = ENGINES.map((branch) => ((branch.properties as Record<string, { const: string }>).type).const);
 

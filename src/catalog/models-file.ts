@@ -129,8 +129,20 @@ function checkRelations(fail: Fail, entry: ModelsFileEntry): void {
       fail(`${field}.value`, `must be a positive integer as a string for ${id}, got ${shown(value)}`);
     }
   });
-  if (entry.engine?.type === 'vllm' && !URL.canParse(entry.engine.base_url)) {
-    fail('engine.base_url', `must be an http(s) URL, got ${shown(entry.engine.base_url)}`);
+  const engine = entry.engine;
+  if (engine && engine.type !== 'llama-cpp') {
+    if ((engine.base_url === undefined) === (engine.replicas === undefined)) fail('engine', 'needs exactly one of base_url and replicas');
+    if (engine.base_url !== undefined && !URL.canParse(engine.base_url)) {
+      fail('engine.base_url', `must be an http(s) URL, got ${shown(engine.base_url)}`);
+    }
+    const seen = new Set<string>();
+    engine.replicas?.forEach((url, i) => {
+      if (!URL.canParse(url)) fail(`engine.replicas[${i}]`, `must be an http(s) URL, got ${shown(url)}`);
+      // Distinct as the engine sees them: a trailing slash is the same server.
+      const key = url.replace(/\/+$/, '');
+      if (seen.has(key)) fail(`engine.replicas[${i}]`, `repeats ${shown(url)}`);
+      seen.add(key);
+    });
   }
   checkMirrors(fail, entry);
 }

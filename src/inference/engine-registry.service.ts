@@ -6,6 +6,7 @@ import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { ObjectStorage } from '../storage/object-storage.js';
 import type { EngineContext, InferenceEngine } from './engine.js';
 import { LlamaCppEngine } from './engines/llama-cpp.engine.js';
+import { SglangEngine } from './engines/sglang.engine.js';
 import { VllmEngine } from './engines/vllm.engine.js';
 
 const HOW_TO_CONFIGURE =
@@ -33,7 +34,9 @@ export class EngineRegistry implements OnApplicationShutdown {
     if (existing) return existing;
     const ctx: EngineContext = { model, files: this.storage, cacheDir: join(this.config.cacheDir, 'engines', model.id) };
     const created: Promise<InferenceEngine> =
-      engine.type === 'llama-cpp' ? LlamaCppEngine.create(ctx) : Promise.resolve(new VllmEngine(ctx));
+      engine.type === 'llama-cpp'
+        ? LlamaCppEngine.create(ctx)
+        : Promise.resolve(engine.type === 'vllm' ? new VllmEngine(ctx) : new SglangEngine(ctx));
     // A failed start is not cached: the next request tries again (the file may have appeared).
     created.then((e) => this.running.set(model.name, e), () => this.engines.delete(model.name));
     this.engines.set(model.name, created);

@@ -5,6 +5,7 @@ import type { AdapterCacheCounts } from './engine.js';
 import { ModelGates } from '../limits/model-gates.service.js';
 import { MetricsService } from '../observability/metrics.service.js';
 import { EngineRegistry } from './engine-registry.service.js';
+import { fleetMetrics } from './fleet/fleet-metrics.js';
 
 /**
  * Metrics read when Prometheus scrapes, rather than recorded as things happen. They live with inference and
@@ -53,5 +54,7 @@ export class InferenceMetrics {
       });
     adapterCache('adapter_cache_hits_total', 'Adapter uses served by the converted-adapter cache (llama.cpp), by model', (c) => c.hits);
     adapterCache('adapter_cache_misses_total', 'Adapter uses that converted the adapter first (llama.cpp), by model', (c) => c.misses);
+
+    fleetMetrics(registers, engines);
   }
 }

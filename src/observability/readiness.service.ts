@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { access, constants } from 'node:fs/promises';
 import { CatalogService } from '../catalog/catalog.service.js';
-import type { EngineConfig } from '../catalog/model-definition.js';
+import { engineReplicas, type EngineConfig } from '../catalog/model-definition.js';
 import { PrismaService } from '../database/prisma.service.js';
 import { ObjectStorage } from '../storage/object-storage.js';
 
@@ -15,7 +15,14 @@ type CheckResult = string;
 
 export interface Readiness {
   status: 'ready' | 'not ready';
-  checks: { database: CheckResult; storage: CheckResult; engines: Record<string, CheckResult> };
+  checks: {
+    database: CheckResult;
+    storage: CheckResult;
+    /** Per model: 'ok' when it can serve (llama.cpp's file is readable; at least one replica answers). */
+    engines: Record<string, CheckResult>;
+    /** Per model with remote replicas (vLLM, SGLang): each replica's own result. */
+    replicas: Record<string, Record<string, CheckResult>>;
+  };
 }
 
 function reasonOf(error: unknown): string {
@@ -41,20 +48,30 @@ async function bounded(check: (signal: AbortSignal) => Promise<unknown>): Promis
   }
 }
 
-/** llama.cpp: the model file can be read; vLLM: its server answers GET /health with 200 (it does once the engine runs). */
-async function checkEngine(engine: EngineConfig, signal: AbortSignal): Promise<void> {
-  if (engine.type === 'llama-cpp') {
-    await access(engine.model_path, constants.R_OK).catch(() => {
-      throw new Error(`model file ${engine.model_path} is missing or unreadable`);
-    });
-    return;
-  }
-  const url = `${engine.base_url.replace(/\/+$/, '')}/health`;
+/** llama.cpp: the model file can be read. */
+async function checkModelFile(modelPath: string): Promise<void> {
+  await access(modelPath, constants.R_OK).catch(() => {
+    throw new Error(`model file ${modelPath} is missing or unreadable`);
+  });
+}
+
+/** A vLLM or SGLang replica answers GET /health with 200 (they do once their engine runs). */
+async function checkReplica(baseUrl: string, signal: AbortSignal): Promise<void> {
+  const url = `${baseUrl}/health`;
   const response = await fetch(url, { signal }).catch((error: unknown) => {
     throw new Error(`cannot reach ${url}: ${reasonOf(error)}`);
   });
   await response.body?.cancel();
-  if (!response.ok) throw new Error(`vLLM answered ${response.status} on ${url}`);
+  if (!response.ok) throw new Error(`answered ${response.status} on ${url}`);
+}
+
+/** A model's engine result, and its replicas' when it has some: ready while one replica answers. */
+async function checkEngine(engine: EngineConfig): Promise<{ result: CheckResult; replicas?: Record<string, CheckResult> }> {
+  if (engine.type === 'llama-cpp') return { result: await bounded(() => checkModelFile(engine.model_path)) };
+  const urls = engineReplicas(engine);
+  const results = await Promise.all(urls.map((url) => bounded((signal) => checkReplica(url, signal))));
+  const replicas = Object.fromEntries(urls.map((url, i) => [url, results[i]!]));
+  return { result: results.includes('ok') ? 'ok' : results.join('; ').slice(0, MAX_DETAIL), replicas };
 }
 
 /** What /readyz reports: the database, the object storage and every configured engine, checked concurrently. */
@@ -71,10 +88,15 @@ export class ReadinessService {
     const [database, storage, engines] = await Promise.all([
       bounded(() => this.prisma.$queryRaw`SELECT 1`),
       bounded(() => this.storage.ping()),
-      Promise.all(models.map(async (m) => [m.name, await bounded((signal) => checkEngine(m.engine!, signal))] as const)),
+      Promise.all(models.map(async (m) => [m.name, await checkEngine(m.engine!)] as const)),
     ]);
-    const checks = { database, storage, engines: Object.fromEntries(engines) };
-    const ready = [database, storage, ...engines.map(([, result]) => result)].every((result) => result === 'ok');
+    const checks = {
+      database,
+      storage,
+      engines: Object.fromEntries(engines.map(([name, { result }]) => [name, result])),
+      replicas: Object.fromEntries(engines.flatMap(([name, { replicas }]) => (replicas ? [[name, replicas]] : []))),
+    };
+    const ready = [database, storage, ...engines.map(([, { result }]) => result)].every((result) => result === 'ok');
     return { status: ready ? 'ready' : 'not ready', checks };
   }
 }

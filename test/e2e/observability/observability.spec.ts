@@ -72,7 +72,15 @@ describe('probes', () => {
   it('/readyz answers 200 once the database, the storage and every configured engine answer', async () => {
     expect(await readyz(t)).toEqual({
       status: 200,
-      body: { status: 'ready', checks: { database: 'ok', storage: 'ok', engines: { [TINY_LLAMA]: 'ok', [TINY_GEMMA]: 'ok', [REMOTE]: 'ok', [SINGLE]: 'ok' } } },
+      body: {
+        status: 'ready',
+        checks: {
+          database: 'ok',
+          storage: 'ok',
+          engines: { [TINY_LLAMA]: 'ok', [TINY_GEMMA]: 'ok', [REMOTE]: 'ok', [SINGLE]: 'ok' },
+          replicas: { [REMOTE]: { [`http://127.0.0.1:${(vllmHealth.address() as AddressInfo).port}`]: 'ok' } },
+        },
+      },
     });
   });
 

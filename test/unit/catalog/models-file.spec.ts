@@ -67,7 +67,7 @@ describe('parseModelsFile rejects bad files with a message naming the field', ()
     ['limits unknown key', [{ ...tiny, limits: { max_rank: 8 } }], 'limits.max_rank is not a known field'],
     ['limits null where not allowed', [{ ...tiny, limits: { max_adapter_bytes: null } }], 'limits.max_adapter_bytes must be a positive integer, got null'],
     ['limits account not positive', [{ ...tiny, limits: { accounts: { abc: 0 } } }], 'limits.accounts.abc must be a positive integer, got 0'],
-    ['engine unknown type', [{ ...tiny, engine: { type: 'ollama' } }], 'engine.type must be "llama-cpp" or "vllm", got "ollama"'],
+    ['engine unknown type', [{ ...tiny, engine: { type: 'ollama' } }], 'engine.type must be "llama-cpp" or "vllm" or "sglang", got "ollama"'],
     ['engine relative model path', [{ ...tiny, engine: { type: 'llama-cpp', model_path: 'models/x.gguf' } }], 'engine.model_path must be an absolute path, got "models/x.gguf"'],
     ['engine missing model path', [{ ...tiny, engine: { type: 'llama-cpp' } }], 'engine.model_path is required'],
     ['engine bad threads', [{ ...tiny, engine: { type: 'llama-cpp', model_path: '/m.gguf', threads: 'all' } }], 'engine.threads must be a positive integer, got "all"'],

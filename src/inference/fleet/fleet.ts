@@ -1,0 +1,172 @@
+/**
+ * The replicas of one engine entry, as this process sees them, and the decisions made on them: where a request goes
+ * (router.ts), bringing its adapter there (loading it, evicting the least recently used one when the replica is
+ * full), and marking replicas down and up (prober.ts). Engine-specific calls go through a ReplicaDriver.
+ */
+import { CapacityRefusedError, isReplicaFailure, networkCause, untilAborted } from './remote-client.js';
+import { Prober } from './prober.js';
+import { Replica, type EngineGauges } from './replica.js';
+import { place, type PlacementKind } from './router.js';
+
+/** What the fleet asks of a replica, in the engine's own API. */
+export interface ReplicaDriver {
+  /** Resolves when the replica answers its health check. */
+  health(url: string, signal: AbortSignal): Promise<void>;
+  /** The adapters it holds (`GET /v1/models`, entries whose `parent` is the base). */
+  adapters(url: string, signal: AbortSignal): Promise<string[]>;
+  /** Its gauges (`GET /metrics`), or undefined when it exposes none. */
+  gauges(url: string, signal: AbortSignal): Promise<EngineGauges | undefined>;
+  /** Loads an adapter; resolves when it is loaded (already being loaded counts); CapacityRefusedError when full. */
+  load(url: string, name: string, signal: AbortSignal): Promise<void>;
+  /** Unloads an adapter; resolves also when the replica did not hold it. */
+  unload(url: string, name: string, signal: AbortSignal): Promise<void>;
+}
+
+export interface FleetOptions {
+  /** Adapter slots per replica; undefined: what the replica reports, else unbounded. */
+  maxLoras?: number;
+  refreshMs: number;
+  /** Bound of a load, an unload or a state read. */
+  timeoutMs: number;
+  /** False in resolver mode: the replica loads an adapter itself on the first request naming it. */
+  loadsAdapters: boolean;
+  closing: AbortSignal;
+}
+
+/** One request's place on a replica, from placement until release. */
+export interface Lease {
+  replica: Replica;
+  adapter?: string;
+  kind: PlacementKind;
+}
+
+export class NoReplicaError extends Error {}
+
+export class Fleet {
+  readonly replicas: Replica[];
+  private readonly prober: Prober;
+  private requestCounter = 0;
+
+  constructor(
+    urls: readonly string[],
+    private readonly driver: ReplicaDriver,
+    private readonly options: FleetOptions,
+  ) {
+    this.replicas = urls.map((url) => new Replica(url.replace(/\/+$/, '')));
+    this.prober = new Prober(this.replicas, (replica) => this.refresh(replica), options.refreshMs);
+  }
+
+  start(): void {
+    this.prober.start();
+  }
+
+  stop(): void {
+    this.prober.stop();
+  }
+
+  capacity(replica: Replica): number {
+    return this.options.maxLoras ?? replica.reportedMaxLoras ?? Infinity;
+  }
+
+  /** Places a request (synchronously, so that concurrent placements see each other's load). */
+  place(adapter: string | undefined, exclude: ReadonlySet<Replica> = new Set()): Lease {
+    const placement = place(this.replicas, adapter, (r) => this.capacity(r), exclude, String(this.requestCounter++));
+    if (placement === undefined) throw new NoReplicaError('every replica was tried');
+    placement.replica.enter(adapter);
+    return { ...placement, adapter };
+  }
+
+  release(lease: Lease, outcome: 'served' | 'failed' | 'aborted', error?: unknown): void {
+    const { replica, adapter } = lease;
+    replica.leave(adapter);
+    if (outcome === 'served' && adapter !== undefined) {
+      replica.counters.adapterRequests++;
+      if (lease.kind === 'hit') replica.counters.hits++;
+      replica.touch(adapter);
+    }
+    if (outcome !== 'failed') return;
+    replica.counters.errors++;
+    if (isReplicaFailure(error)) {
+      replica.markDown(networkCause(error) ?? (error as Error).message ?? String(error));
+      // Probed at once: a replica that merely dropped one connection is back within one read.
+      void this.prober.probe(replica);
+    }
+  }
+
+  /** Makes the lease's adapter available on its replica: loaded there, or (resolver mode) a slot free for it. */
+  async prepare(lease: Lease, signal: AbortSignal): Promise<void> {
+    const { replica, adapter } = lease;
+    if (adapter === undefined || replica.holds(adapter)) return;
+    let arriving = replica.arriving.get(adapter);
+    if (arriving === undefined) {
+      // Not tied to this request's signal: others may be waiting for the same load.
+      arriving = this.bring(replica, adapter).finally(() => replica.arriving.delete(adapter));
+      replica.arriving.set(adapter, arriving);
+    }
+    await untilAborted(arriving, signal);
+  }
+
+  /**
+   * The replica does not hold an adapter this process thought it did (it restarted, another process evicted it,
+   * or its resolver found no room): re-read what it holds and bring the adapter again. The request is no hit.
+   */
+  async recover(lease: Lease, signal: AbortSignal): Promise<void> {
+    lease.kind = 'evict';
+    if (lease.adapter !== undefined) lease.replica.held.delete(lease.adapter);
+    await untilAborted(this.readAdapters(lease.replica), signal);
+    await this.prepare(lease, signal);
+  }
+
+  private async bring(replica: Replica, name: string): Promise<void> {
+    const signal = AbortSignal.any([AbortSignal.timeout(this.options.timeoutMs), this.options.closing]);
+    await this.makeRoom(replica, signal);
+    if (this.options.loadsAdapters) {
+      try {
+        await this.driver.load(replica.url, name, signal);
+      } catch (error) {
+        if (!(error instanceof CapacityRefusedError)) throw error;
+        // Another service process filled the slot meanwhile: read what the replica holds, make room, try once more.
+        await this.readAdapters(replica);
+        await this.makeRoom(replica, signal);
+        await this.driver.load(replica.url, name, signal);
+      }
+    }
+    replica.counters.loads++;
+    replica.touch(name);
+  }
+
+  /** Unloads least recently used idle adapters until the one arriving fits. */
+  private async makeRoom(replica: Replica, signal: AbortSignal): Promise<void> {
+    while (replica.slotsTaken() > this.capacity(replica)) {
+      const victim = replica.evictionCandidate();
+      // Every slot is busy: the load goes ahead, and the replica's own limit has the last word.
+      if (victim === undefined) return;
+      replica.held.delete(victim);
+      replica.counters.evictions++;
+      await this.driver.unload(replica.url, victim, signal);
+    }
+  }
+
+  private async readAdapters(replica: Replica): Promise<void> {
+    const since = Date.now();
+    replica.syncHeld(await this.driver.adapters(replica.url, this.stateSignal()), since);
+  }
+
+  /** One probe: health first when down; then what it holds and its gauges. */
+  private async refresh(replica: Replica): Promise<void> {
+    try {
+      if (!replica.healthy) {
+        await this.driver.health(replica.url, this.stateSignal());
+        replica.markUp();
+      }
+      const [, gauges] = await Promise.all([this.readAdapters(replica), this.driver.gauges(replica.url, this.stateSignal())]);
+      if (gauges) replica.applyGauges(gauges);
+    } catch (error) {
+      if (isReplicaFailure(error)) replica.markDown(networkCause(error) ?? (error as Error).message);
+    }
+  }
+
+  private stateSignal(): AbortSignal {
+    return AbortSignal.any([AbortSignal.timeout(Math.min(this.options.timeoutMs, 5_000)), this.options.closing]);
+  }
+}

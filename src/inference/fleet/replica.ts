@@ -1,0 +1,124 @@
+/** What one process knows about one replica: health, load, and which adapter versions it holds. */
+
+export interface ReplicaCounters {
+  /** Attempts placed on the replica (a retried request counts on both replicas). */
+  requests: number;
+  /** Attempts that failed there. */
+  errors: number;
+  /** Adapters it loaded for this process (explicitly, or through its resolver on first use). */
+  loads: number;
+  /** Adapters this process unloaded from it to make room. */
+  evictions: number;
+  /** Requests with an adapter it served... */
+  adapterRequests: number;
+  /** ...of which it already held the adapter when the request was placed. */
+  hits: number;
+}
+
+/** The engine's own view of its load, from its /metrics. */
+export interface EngineGauges {
+  running: number;
+  waiting: number;
+  /** Adapters of requests running or waiting on the engine (vLLM's `vllm:lora_requests_info`). */
+  activeAdapters?: string[];
+  /** Adapter slots it was started with (vLLM's `max_lora` label). */
+  maxLoras?: number;
+}
+
+export class Replica {
+  healthy = true;
+  /** Why it was marked down. */
+  downReason?: string;
+  /** Requests this process has running on it now. */
+  inFlight = 0;
+  engineRunning = 0;
+  engineWaiting = 0;
+  /** Adapter slots it reports (metrics), used when the engine entry sets no `max_loras`. */
+  reportedMaxLoras?: number;
+  /** Adapters it holds, by served name, with when this process last used each (the LRU order). */
+  readonly held = new Map<string, number>();
+  /** Adapters this process is bringing onto it now: they take a slot before the load answers. */
+  readonly arriving = new Map<string, Promise<void>>();
+  /** Adapters the engine reports running or waiting: never evicted, and as good as held. */
+  active = new Set<string>();
+  /** This process's in-flight requests per adapter: never evicted from under them. */
+  private readonly using = new Map<string, number>();
+  readonly counters: ReplicaCounters = { requests: 0, errors: 0, loads: 0, evictions: 0, adapterRequests: 0, hits: 0 };
+
+  constructor(readonly url: string) {}
+
+  holds(name: string): boolean {
+    return this.held.has(name) || this.active.has(name);
+  }
+
+  /** Slots taken: held adapters and those on their way. */
+  slotsTaken(): number {
+    let arriving = 0;
+    for (const name of this.arriving.keys()) if (!this.held.has(name)) arriving++;
+    return this.held.size + arriving;
+  }
+
+  touch(name: string): void {
+    this.held.set(name, Date.now());
+  }
+
+  enter(adapter: string | undefined): void {
+    this.inFlight++;
+    this.counters.requests++;
+    if (adapter !== undefined) this.using.set(adapter, (this.using.get(adapter) ?? 0) + 1);
+  }
+
+  leave(adapter: string | undefined): void {
+    this.inFlight--;
+    if (adapter === undefined) return;
+    const left = (this.using.get(adapter) ?? 1) - 1;
+    if (left === 0) this.using.delete(adapter);
+    else this.using.set(adapter, left);
+  }
+
+  /** The least recently used adapter that no request is using (here or, per its metrics, on the engine). */
+  evictionCandidate(): string | undefined {
+    let victim: string | undefined;
+    let oldest = Infinity;
+    for (const [name, used] of this.held) {
+      if (this.using.has(name) || this.active.has(name) || this.arriving.has(name)) continue;
+      if (used < oldest) {
+        oldest = used;
+        victim = name;
+      }
+    }
+    return victim;
+  }
+
+  /**
+   * Replaces what it holds with its own list (`GET /v1/models`). Timestamps of known adapters stay; newcomers
+   * (loaded by another process) count as least recently used; adapters this process touched after `since` (a load
+   * that answered after the list was read) are kept.
+   */
+  syncHeld(names: readonly string[], since: number): void {
+    const listed = new Set(names);
+    for (const [name, used] of this.held) if (!listed.has(name) && used < since) this.held.delete(name);
+    for (const name of listed) if (!this.held.has(name)) this.held.set(name, 0);
+  }
+
+  applyGauges(gauges: EngineGauges): void {
+    this.engineRunning = gauges.running;
+    this.engineWaiting = gauges.waiting;
+    this.active = new Set(gauges.activeAdapters ?? []);
+    if (gauges.maxLoras !== undefined) this.reportedMaxLoras = gauges.maxLoras;
+  }
+
+  markDown(reason: string): void {
+    this.healthy = false;
+    this.downReason = reason;
+  }
+
+  /** Back after being down: it may have restarted, so nothing it held before is assumed. */
+  markUp(): void {
+    if (this.healthy) return;
+    this.healthy = true;
+    this.downReason = undefined;
+    this.held.clear();
+    this.active.clear();
+  }
+}
