@@ -106,6 +106,8 @@ export abstract class FleetEngine implements InferenceEngine {
       }, () => progress.started);
     } catch (error) {
       if (request.signal.aborted) return aborted();
+      // The files may be what failed (someone emptied adapter_dir): the next request checks them again.
+      if (adapter !== undefined) this.written.delete(adapter);
       throw error;
     }
   }

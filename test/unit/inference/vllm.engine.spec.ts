@@ -303,7 +303,9 @@ describe('VllmEngine', () => {
   it('sends api_key as a bearer token', async () => {
     const server = await standIn({ apiKey: 'sk-vllm' });
     await engine(server, { api_key: 'sk-vllm' }).generate(request({ adapter: ADAPTER }));
-    expect(server.authorizations).toEqual(['Bearer sk-vllm', 'Bearer sk-vllm']);
+    // The load, the completion, and the reads of the replica's state.
+    expect(server.authorizations.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(server.authorizations)).toEqual(new Set(['Bearer sk-vllm']));
 
     const error = await rejection(engine(server).generate(request()));
     expect(error).toMatchObject({ error: 'engineUnavailable' });
