@@ -135,6 +135,7 @@ export abstract class FleetEngine implements InferenceEngine {
     attempt: (lease: Lease, signal: AbortSignal) => Promise<T>,
     committed: () => boolean = () => false,
   ): Promise<T> {
+    await untilAborted(this.fleet.ready, callerSignal);
     const tried = new Set<Lease['replica']>();
     for (;;) {
       let lease: Lease;

@@ -56,8 +56,14 @@ export class Fleet {
     this.prober = new Prober(this.replicas, (replica) => this.refresh(replica), options.refreshMs);
   }
 
+  /**
+   * Resolves once every replica's state was read a first time (or found unreachable): the first placements of a
+   * new process then follow what the replicas hold, rather than guessing.
+   */
+  ready: Promise<void> = Promise.resolve();
+
   start(): void {
-    this.prober.start();
+    this.ready = this.prober.start();
   }
 
   stop(): void {
@@ -73,7 +79,10 @@ export class Fleet {
     const placement = place(this.replicas, adapter, (r) => this.capacity(r), exclude, String(this.requestCounter++));
     if (placement === undefined) throw new NoReplicaError('every replica was tried');
     placement.replica.enter(adapter);
-    return { ...placement, adapter };
+    const lease = { ...placement, adapter };
+    // The slot is taken now, before anything is awaited: placements in the same tick see it.
+    if (adapter !== undefined && !placement.replica.holds(adapter)) void this.arrival(lease).catch(() => undefined);
+    return lease;
   }
 
   release(lease: Lease, outcome: 'served' | 'failed' | 'aborted', error?: unknown): void {
@@ -95,15 +104,22 @@ export class Fleet {
 
   /** Makes the lease's adapter available on its replica: loaded there, or (resolver mode) a slot free for it. */
   async prepare(lease: Lease, signal: AbortSignal): Promise<void> {
-    const { replica, adapter } = lease;
-    if (adapter === undefined || replica.holds(adapter)) return;
-    let arriving = replica.arriving.get(adapter);
+    if (lease.adapter === undefined || lease.replica.holds(lease.adapter)) return;
+    await untilAborted(this.arrival(lease), signal);
+  }
+
+  /** The adapter's arrival on the lease's replica: started once, shared by every request waiting for it. */
+  private arrival({ replica, adapter }: Lease): Promise<void> {
+    let arriving = replica.arriving.get(adapter!);
     if (arriving === undefined) {
-      // Not tied to this request's signal: others may be waiting for the same load.
-      arriving = this.bring(replica, adapter).finally(() => replica.arriving.delete(adapter));
-      replica.arriving.set(adapter, arriving);
+      // Not tied to one request's signal: others may be waiting for the same load. Started a microtask later, once
+      // it is registered as arriving, so that its own slot counts when it makes room.
+      arriving = Promise.resolve()
+        .then(() => this.bring(replica, adapter!))
+        .finally(() => replica.arriving.delete(adapter!));
+      replica.arriving.set(adapter!, arriving);
     }
-    await untilAborted(arriving, signal);
+    return arriving;
   }
 
   /**
@@ -135,16 +151,27 @@ export class Fleet {
     replica.touch(name);
   }
 
-  /** Unloads least recently used idle adapters until the one arriving fits. */
+  /**
+   * Unloads least recently used idle adapters until the ones arriving fit, then waits for every unload under way
+   * on the replica: a load sent while an unload is still in flight could find the replica full.
+   */
   private async makeRoom(replica: Replica, signal: AbortSignal): Promise<void> {
     while (replica.slotsTaken() > this.capacity(replica)) {
       const victim = replica.evictionCandidate();
-      // Every slot is busy: the load goes ahead, and the replica's own limit has the last word.
-      if (victim === undefined) return;
+      if (victim === undefined) {
+        // Every adapter there is in use by this process: wait for a request to finish, as the engine would queue.
+        await untilAborted(replica.nextRelease(), signal);
+        continue;
+      }
       replica.held.delete(victim);
       replica.counters.evictions++;
-      await this.driver.unload(replica.url, victim, signal);
+      const leaving = this.driver.unload(replica.url, victim, signal).finally(() => replica.leaving.delete(victim));
+      replica.leaving.set(victim, leaving);
     }
+    const unloads = [...replica.leaving.values()];
+    const results = await Promise.allSettled(unloads);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   private async readAdapters(replica: Replica): Promise<void> {

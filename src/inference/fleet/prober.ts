@@ -15,10 +15,12 @@ export class Prober {
     private readonly intervalMs: number,
   ) {}
 
-  start(): void {
-    this.tick();
-    this.timer = setInterval(() => this.tick(), this.intervalMs);
+  /** Starts; resolves once every replica has been read a first time. */
+  start(): Promise<void> {
+    const first = this.tick();
+    this.timer = setInterval(() => void this.tick(), this.intervalMs);
     this.timer.unref();
+    return first;
   }
 
   /** Reads one replica now (or joins a read under way); resolves when it is done, never rejects. */
@@ -37,7 +39,7 @@ export class Prober {
     clearInterval(this.timer);
   }
 
-  private tick(): void {
-    for (const replica of this.replicas) void this.probe(replica);
+  private async tick(): Promise<void> {
+    await Promise.all(this.replicas.map((replica) => this.probe(replica)));
   }
 }

@@ -39,10 +39,14 @@ export class Replica {
   readonly held = new Map<string, number>();
   /** Adapters this process is bringing onto it now: they take a slot before the load answers. */
   readonly arriving = new Map<string, Promise<void>>();
+  /** Adapters this process is unloading from it now: still there until the unload answers. */
+  readonly leaving = new Map<string, Promise<void>>();
   /** Adapters the engine reports running or waiting: never evicted, and as good as held. */
   active = new Set<string>();
   /** This process's in-flight requests per adapter: never evicted from under them. */
   private readonly using = new Map<string, number>();
+  private released?: Promise<void>;
+  private onRelease: () => void = () => undefined;
   readonly counters: ReplicaCounters = { requests: 0, errors: 0, loads: 0, evictions: 0, adapterRequests: 0, hits: 0 };
 
   constructor(readonly url: string) {}
@@ -68,26 +72,45 @@ export class Replica {
     if (adapter !== undefined) this.using.set(adapter, (this.using.get(adapter) ?? 0) + 1);
   }
 
+  /** Resolves when one of this process's requests on the replica ends. */
+  nextRelease(): Promise<void> {
+    return (this.released ??= new Promise<void>((resolve) => (this.onRelease = resolve)));
+  }
+
   leave(adapter: string | undefined): void {
     this.inFlight--;
+    if (this.released) {
+      this.onRelease();
+      this.released = undefined;
+    }
     if (adapter === undefined) return;
     const left = (this.using.get(adapter) ?? 1) - 1;
     if (left === 0) this.using.delete(adapter);
     else this.using.set(adapter, left);
   }
 
-  /** The least recently used adapter that no request is using (here or, per its metrics, on the engine). */
+  /**
+   * The adapter to unload for room: the least recently used one that no request is using, here or (per its
+   * metrics) on the engine; failing that, the least recently used one this process is not using (the engine's
+   * report may be a scrape old, or count another process's requests). Undefined when this process uses them all.
+   */
   evictionCandidate(): string | undefined {
-    let victim: string | undefined;
-    let oldest = Infinity;
+    let idle: string | undefined;
+    let unused: string | undefined;
+    let idleUsed = Infinity;
+    let unusedUsed = Infinity;
     for (const [name, used] of this.held) {
-      if (this.using.has(name) || this.active.has(name) || this.arriving.has(name)) continue;
-      if (used < oldest) {
-        oldest = used;
-        victim = name;
+      if (this.using.has(name) || this.arriving.has(name)) continue;
+      if (used < unusedUsed) {
+        unusedUsed = used;
+        unused = name;
+      }
+      if (!this.active.has(name) && used < idleUsed) {
+        idleUsed = used;
+        idle = name;
       }
     }
-    return victim;
+    return idle ?? unused;
   }
 
   /**

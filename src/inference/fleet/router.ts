@@ -3,7 +3,8 @@
  *
  * 1. `hit`: a replica that holds the adapter (loaded by anyone, or running/waiting on it per its metrics);
  * 2. `free-slot`: a replica with fewer adapters than its capacity (`max_loras`);
- * 3. `evict`: any replica (its least recently used idle adapter makes room);
+ * 3. `evict`: a replica with an adapter it can unload (the least recently used one no request of this process is
+ *    using, idle ones on the engine first) makes room; one whose every adapter is in use only when none has;
  * and requests without an adapter (`no-adapter`) go to any replica.
  *
  * Within a tier the least loaded wins: fewest in-flight requests from this process, then the shortest queue on the
@@ -80,5 +81,7 @@ export function place(
     adapter,
   );
   if (roomy) return { replica: roomy, kind: 'free-slot' };
-  return { replica: best(candidates, adapter)!, kind: 'evict' };
+  // A replica whose every adapter is in use by this process has nothing to evict: others first.
+  const evictable = candidates.filter((r) => r.evictionCandidate() !== undefined);
+  return { replica: best(evictable.length > 0 ? evictable : candidates, adapter)!, kind: 'evict' };
 }
