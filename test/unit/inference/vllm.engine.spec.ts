@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { BUILTIN_MODELS } from '../../../src/catalog/builtin-models.js';
 import type { EngineConfig, ModelDefinition } from '../../../src/catalog/model-definition.js';
 import type { AdapterFileSource, AdapterRef, GenerationRequest } from '../../../src/inference/engine.js';
-import { VllmEngine, vllmLoraName } from '../../../src/inference/engines/vllm.engine.js';
+import { VllmEngine, vllmGauges, vllmLoraName } from '../../../src/inference/engines/vllm.engine.js';
 import { standInAnswer, standInTokens, startVllmStandIn, type VllmStandIn, type VllmStandInOptions } from '../../helpers/vllm-stand-in.js';
 
 type VllmConfig = Extract<EngineConfig, { type: 'vllm' }>;
@@ -166,16 +166,27 @@ describe('VllmEngine', () => {
     expect(source.reads).toHaveLength(2);
   });
 
-  it('takes "already loaded" for a success (another replica, or this one before a restart)', async () => {
+  it('takes "already loaded" for a success (another process loaded it since this one read the replica)', async () => {
     const server = await standIn();
+    const fresh = engine(server);
+    await fresh.fleet.ready;
     await engine(server).generate(request({ adapter: ADAPTER }));
 
-    const fresh = engine(server);
     const result = await fresh.generate(request({ adapter: ADAPTER }));
     await fresh.generate(request({ adapter: ADAPTER }));
 
     expect(result.text).toBe(standInAnswer(NAME, 'hello brave new world'));
     expect(server.loads).toEqual([NAME, NAME]);
+  });
+
+  it("reads what a replica holds from its /v1/models: a new process does not load an adapter again", async () => {
+    const server = await standIn();
+    await engine(server).generate(request({ adapter: ADAPTER }));
+
+    const result = await engine(server).generate(request({ adapter: ADAPTER }));
+
+    expect(result.text).toBe(standInAnswer(NAME, 'hello brave new world'));
+    expect(server.loads).toEqual([NAME]);
   });
 
   it('loads the adapter again and retries once when vLLM restarted and forgot it', async () => {
@@ -344,5 +355,93 @@ describe('VllmEngine', () => {
     const error = await pending;
     expect(error).toMatchObject({ error: 'engineUnavailable' });
     expect((error as Error).message).toContain('the engine is closed');
+  });
+
+  it('unloads the least recently used adapter when a replica holds max_loras', async () => {
+    const server = await standIn({ maxLoras: 1 });
+    const other: AdapterRef = { ...ADAPTER, finetuneId: '6c1e2b1f-4d8c-4a66-8b4a-1e7d4c2a8f32' };
+    const source = {
+      readToFile: async (key: string, path: string) => writeFile(path, key === ADAPTER.configKey ? CONFIG_JSON : WEIGHTS),
+    };
+    const vllm = engine(server, { max_loras: 1 }, source);
+
+    await vllm.generate(request({ adapter: ADAPTER }));
+    const result = await vllm.generate(request({ adapter: other }));
+    await vllm.generate(request({ adapter: ADAPTER }));
+
+    expect(result.text).toBe(standInAnswer(vllmLoraName(other), 'hello brave new world'));
+    expect(server.loads).toEqual([NAME, vllmLoraName(other), NAME]);
+    expect(server.unloads).toEqual([NAME, vllmLoraName(other)]);
+    expect(server.refusals()).toBe(0);
+    expect(server.peakLoaded()).toBe(1);
+  });
+
+  it('retries once on another replica when the first fails before any output, and marks it down', async () => {
+    const [a, b] = [await standIn(), await standIn()];
+    const vllm = engine(a, { base_url: undefined, replicas: [a.url, b.url], refresh_ms: 50 });
+    await a.kill();
+
+    const results = await Promise.all([1, 2, 3, 4].map(() => vllm.generate(request({ adapter: ADAPTER }), () => undefined)));
+
+    expect(results.map((r) => r.text)).toEqual(results.map(() => standInAnswer(NAME, 'hello brave new world')));
+    expect(b.completions).toHaveLength(4);
+    const down = vllm.fleet.replicas.find((r) => r.url === a.url)!;
+    expect(down.healthy).toBe(false);
+    expect(down.downReason).toBe('ECONNREFUSED');
+
+    await a.revive();
+    const deadline = Date.now() + 5_000;
+    while (!down.healthy && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(down.healthy).toBe(true);
+  });
+
+  it('fails a stream whose replica dies after text went out, without retrying it elsewhere', async () => {
+    const [a, b] = [await standIn({ chunkDelayMs: 30 }), await standIn({ chunkDelayMs: 30 })];
+    const vllm = engine(a, { base_url: undefined, replicas: [a.url, b.url] });
+    const pieces: string[] = [];
+    let victim: VllmStandIn | undefined;
+    const error = await rejection(
+      vllm.generate(request({ maxTokens: 50 }), (piece) => {
+        pieces.push(piece);
+        if (pieces.length === 1) {
+          victim = a.running() > 0 ? a : b;
+          void victim.kill();
+        }
+      }),
+    );
+
+    expect(error).toBeInstanceOf(EngineUnavailableError);
+    expect((error as Error).message).toContain(victim!.url);
+    expect(pieces.length).toBeGreaterThan(0);
+    expect([a, b].filter((s) => s !== victim).every((s) => s.completions.length === 0)).toBe(true);
+  });
+
+  it("answers 503 naming each failure when every replica fails", async () => {
+    const [a, b] = [await standIn(), await standIn()];
+    const vllm = engine(a, { base_url: undefined, replicas: [a.url, b.url] });
+    await Promise.all([a.kill(), b.kill()]);
+
+    const error = await rejection(vllm.generate(request()));
+    expect(error).toBeInstanceOf(EngineUnavailableError);
+    expect((error as Error).message).toMatch(/^vLLM at http:\/\/127\.0\.0\.1:\d+ is unreachable \(ECONNREFUSED\)$/);
+  });
+});
+
+describe('vllmGauges', () => {
+  it("sums the request gauges over engine cores and reads the newest vllm:lora_requests_info series", () => {
+    const gauges = vllmGauges(
+      [
+        '# HELP vllm:num_requests_running Number of requests in model execution batches.',
+        '# TYPE vllm:num_requests_running gauge',
+        'vllm:num_requests_running{engine="0",model_name="m"} 2.0',
+        'vllm:num_requests_running{engine="1",model_name="m"} 1.0',
+        'vllm:num_requests_waiting{engine="0",model_name="m"} 4.0',
+        'vllm:lora_requests_info{max_lora="4",running_lora_adapters="old",waiting_lora_adapters=""} 1.7648e+09',
+        'vllm:lora_requests_info{max_lora="4",running_lora_adapters="a,b",waiting_lora_adapters="c"} 1.7649e+09',
+        'vllm:lora_requests_info{max_lora="4",running_lora_adapters="",waiting_lora_adapters=""} 1.7647e+09',
+      ].join('\n'),
+    );
+    expect(gauges).toEqual({ running: 3, waiting: 4, activeAdapters: ['a', 'b', 'c'], maxLoras: 4 });
+    expect(vllmGauges('')).toEqual({ running: 0, waiting: 0 });
   });
 });
