@@ -116,11 +116,14 @@ export class Replica {
   /**
    * Replaces what it holds with its own list (`GET /v1/models`). Timestamps of known adapters stay; newcomers
    * (loaded by another process) count as least recently used; adapters this process touched after `since` (a load
-   * that answered after the list was read) are kept.
+   * that answered after the list was read) or has a request on are kept.
    */
   syncHeld(names: readonly string[], since: number): void {
     const listed = new Set(names);
-    for (const [name, used] of this.held) if (!listed.has(name) && used < since) this.held.delete(name);
+    for (const [name, used] of this.held) {
+      // A request of this process is on it with the adapter: in resolver mode the replica may not have loaded it yet.
+      if (!listed.has(name) && used < since && !this.using.has(name)) this.held.delete(name);
+    }
     for (const name of listed) if (!this.held.has(name)) this.held.set(name, 0);
   }
 

@@ -44,9 +44,9 @@ describe("vLLM's filesystem resolver", () => {
     expect(replicas.flatMap((r) => r.loads)).toEqual([]);
     for (const replica of replicas) {
       expect(replica.peakLoaded()).toBeLessThanOrEqual(MAX_LORAS);
-      expect(replica.unloads.length).toBeGreaterThan(0);
       expect(replica.refusals()).toBe(0);
     }
+    expect(replicas.reduce((sum, r) => sum + r.unloads.length, 0)).toBeGreaterThan(0);
     // Every unload made room for a resolution that followed.
     expect(replicas.reduce((sum, r) => sum + r.resolved.length, 0)).toBeGreaterThan(4);
   });

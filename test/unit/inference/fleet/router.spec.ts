@@ -93,13 +93,15 @@ describe('Replica', () => {
     expect(r.evictionCandidate()).toBe('old');
   });
 
-  it("takes the replica's own list, keeping what this process loaded after the list was read", () => {
+  it("takes the replica's own list, keeping what this process loaded after the list was read or has a request on", () => {
     const r = new Replica('http://r');
-    r.held.set('gone', 5).set('kept', 6).set('fresh', 20);
+    r.held.set('gone', 5).set('kept', 6).set('fresh', 20).set('resolving', 7);
+    r.enter('resolving');
     r.syncHeld(['kept', 'other'], 10);
     expect([...r.held]).toEqual([
       ['kept', 6],
       ['fresh', 20],
+      ['resolving', 7],
       ['other', 0],
     ]);
   });
