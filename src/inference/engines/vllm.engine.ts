@@ -5,7 +5,7 @@ import { adapterServedName, FleetEngine, setConfigField } from '../fleet/fleet-e
 import type { ReplicaDriver } from '../fleet/fleet.js';
 import { samplesOf, sumOf } from '../fleet/prometheus-text.js';
 import type { EngineGauges } from '../fleet/replica.js';
-import { CapacityRefusedError, errorMessage, ReplicaHttpError } from '../fleet/remote-client.js';
+import { AdapterRejectedError, CapacityRefusedError, errorMessage, ReplicaHttpError } from '../fleet/remote-client.js';
 
 type VllmConfig = Extract<EngineConfig, { type: 'vllm' }>;
 
@@ -91,7 +91,7 @@ export class VllmEngine extends FleetEngine {
         }
         // vLLM reports an engine-side failure to add the adapter as a 500 with its text; the replica itself is fine.
         if (response.status === 500 && message.includes('max_loras')) throw new CapacityRefusedError(500, path, message);
-        throw new (response.status === 500 ? AdapterLoadError : ReplicaHttpError)(response.status, path, message);
+        throw new (response.status === 500 ? AdapterRejectedError : ReplicaHttpError)(response.status, path, message);
       },
       async unload(url, name, signal) {
         const path = '/v1/unload_lora_adapter';
@@ -105,9 +105,6 @@ export class VllmEngine extends FleetEngine {
     };
   }
 }
-
-/** A load vLLM answered 500 for (it could not add the adapter): the adapter's fault, not the replica's. */
-class AdapterLoadError extends ReplicaHttpError {}
 
 /**
  * vLLM's gauges: requests running and waiting (summed over engine cores), and `vllm:lora_requests_info`, one

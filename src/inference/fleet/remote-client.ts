@@ -17,6 +17,9 @@ export class StreamCutError extends ReplicaHttpError {}
 /** The replica refused to load one more adapter: it holds as many as it was started for. */
 export class CapacityRefusedError extends ReplicaHttpError {}
 
+/** The replica could not load an adapter's files (vLLM answers that 500): the adapter's fault, not the replica's. */
+export class AdapterRejectedError extends ReplicaHttpError {}
+
 /** Requests to replicas: the API key, and timeouts that also end when the engine closes. */
 export class RemoteClient {
   /** Aborted by close(): in-flight requests and background probes stop. */
@@ -57,7 +60,7 @@ export class RemoteClient {
  * stream cut short) rather than something about this request: those mark it down and move the request elsewhere.
  */
 export function isReplicaFailure(error: unknown): boolean {
-  if (error instanceof CapacityRefusedError) return false;
+  if (error instanceof CapacityRefusedError || error instanceof AdapterRejectedError) return false;
   if (error instanceof StreamCutError) return true;
   if (error instanceof ReplicaHttpError) return error.status >= 500;
   // Fields, not instanceof: fetch's errors and DOMExceptions may come from another realm.

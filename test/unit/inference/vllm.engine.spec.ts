@@ -427,6 +427,21 @@ describe('VllmEngine', () => {
   });
 });
 
+describe('VllmEngine load failures', () => {
+  it("passes on vLLM's 500 for an adapter it cannot add, and keeps the replica in rotation", async () => {
+    const server = await standIn();
+    const source = { readToFile: async (key: string, path: string) => writeFile(path, key === ADAPTER.configKey ? '{not json' : WEIGHTS) };
+    const vllm = engine(server, {}, source);
+
+    const error = await rejection(vllm.generate(request({ adapter: ADAPTER })));
+
+    expect(error).toBeInstanceOf(EngineUnavailableError);
+    expect((error as Error).message).toContain(`vLLM at ${server.url} answered 500 to /v1/load_lora_adapter:`);
+    expect(vllm.fleet.replicas[0]!.healthy).toBe(true);
+    expect((await vllm.generate(request())).finishReason).toBe('stop');
+  });
+});
+
 describe('vllmGauges', () => {
   it("sums the request gauges over engine cores and reads the newest vllm:lora_requests_info series", () => {
     const gauges = vllmGauges(
