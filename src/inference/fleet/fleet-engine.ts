@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { access, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { engineReplicas, type RemoteEngineConfig } from '../../catalog/model-definition.js';
-import { ApiError, EngineUnavailableError } from '../../common/api-error.js';
+import { ApiError } from '../../common/errors.js';
 import type {
   AdapterRef,
   EngineContext,
@@ -142,7 +142,7 @@ export abstract class FleetEngine implements InferenceEngine {
       try {
         lease = this.fleet.place(adapter, tried);
       } catch (error) {
-        if (error instanceof NoReplicaError) throw new EngineUnavailableError(`${this.label}: no replica left to try`);
+        if (error instanceof NoReplicaError) throw new ApiError('engineUnavailable', `${this.label}: no replica left to try`);
         throw error;
       }
       // Each attempt has the whole timeout: a retry after a timed-out replica still has time to answer.
@@ -232,16 +232,16 @@ export abstract class FleetEngine implements InferenceEngine {
   /** Rewrites fields of the staged adapter_config.json for the engine; nothing by default. */
   protected async adjustConfig(_path: string): Promise<void> {}
 
-  /** Replica failures as the contract's 503; anything else (a storage outage, a local file error) passes through. */
+  /** Replica failures as the contract's 503 (a timeout: 408); anything else (a storage outage, a local file error) passes through. */
   protected explain(error: unknown, url: string): unknown {
     const at = `${this.label} at ${url}`;
     if (error instanceof ApiError) return error;
-    if (error instanceof ReplicaHttpError) return new EngineUnavailableError(`${at} answered ${error.status} to ${error.path}: ${error.message}`);
-    if (this.client.closing.signal.aborted) return new EngineUnavailableError(`${at}: the engine is closed`);
+    if (error instanceof ReplicaHttpError) return new ApiError('engineUnavailable', `${at} answered ${error.status} to ${error.path}: ${error.message}`);
+    if (this.client.closing.signal.aborted) return new ApiError('engineUnavailable', `${at}: the engine is closed`);
     const { name, cause } = (error ?? {}) as { name?: unknown; cause?: { code?: unknown; message?: unknown } | null };
-    if (name === 'TimeoutError') return new EngineUnavailableError(`${at} did not answer within ${this.client.timeoutMs} ms`);
+    if (name === 'TimeoutError') return new ApiError('timeout', `${at} did not answer within ${this.client.timeoutMs} ms`);
     if (name === 'TypeError' && typeof cause === 'object' && cause !== null) {
-      return new EngineUnavailableError(`${at} is unreachable (${String(cause.code ?? cause.message)})`);
+      return new ApiError('engineUnavailable', `${at} is unreachable (${String(cause.code ?? cause.message)})`);
     }
     return error;
   }

@@ -82,7 +82,7 @@ describe('three vLLM replicas, twenty adapters', () => {
       expect(stream.status).toBe(200);
       if (stream.ended === 'error') {
         expect(stream.pieces).toBeGreaterThan(0);
-        expect(stream.error).toMatchObject({ code: 7003, message: expect.stringContaining(victim!.url) });
+        expect(stream.error).toMatchObject({ code: 90503, message: expect.stringContaining(victim!.url) });
       }
     }
     expect(streamed.filter((s) => s.ended === 'error').length).toBeGreaterThan(0);

@@ -410,7 +410,7 @@ describe('VllmEngine', () => {
       }),
     );
 
-    expect(error).toBeInstanceOf(EngineUnavailableError);
+    expect(error).toMatchObject({ error: 'engineUnavailable' });
     expect((error as Error).message).toContain(victim!.url);
     expect(pieces.length).toBeGreaterThan(0);
     expect([a, b].filter((s) => s !== victim).every((s) => s.completions.length === 0)).toBe(true);
@@ -422,7 +422,7 @@ describe('VllmEngine', () => {
     await Promise.all([a.kill(), b.kill()]);
 
     const error = await rejection(vllm.generate(request()));
-    expect(error).toBeInstanceOf(EngineUnavailableError);
+    expect(error).toMatchObject({ error: 'engineUnavailable' });
     expect((error as Error).message).toMatch(/^vLLM at http:\/\/127\.0\.0\.1:\d+ is unreachable \(ECONNREFUSED\)$/);
   });
 });
@@ -435,7 +435,7 @@ describe('VllmEngine load failures', () => {
 
     const error = await rejection(vllm.generate(request({ adapter: ADAPTER })));
 
-    expect(error).toBeInstanceOf(EngineUnavailableError);
+    expect(error).toMatchObject({ error: 'engineUnavailable' });
     expect((error as Error).message).toContain(`vLLM at ${server.url} answered 500 to /v1/load_lora_adapter:`);
     expect(vllm.fleet.replicas[0]!.healthy).toBe(true);
     expect((await vllm.generate(request())).finishReason).toBe('stop');
