@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildTinyModel, TINY_MODELS } from '../../../src/formats/tiny-model.js';
+import { buildTinyModel, TINY_MODELS } from '../../../src/demo/tiny-model.js';
 import { call, createAccount, startTestApp, type TestAccount, type TestApp } from '../../helpers/app.js';
 import { tinySetup, type TinySetup } from '../../helpers/tiny.js';
 import { upload } from '../../helpers/uploads.js';

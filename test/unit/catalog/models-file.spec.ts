@@ -96,6 +96,31 @@ describe('parseModelsFile rejects bad files with a message naming the field', ()
       [{ ...tiny, engine: { type: 'vllm', base_url: 'http://gpu:8000', served_model: 'm', adapter_dir: 'adapters' } }],
       'engine.adapter_dir must be an absolute path, got "adapters"',
     ],
+    [
+      'vllm with both base_url and replicas',
+      [{ ...tiny, engine: { type: 'vllm', base_url: 'http://a:8000', replicas: ['http://b:8000'], served_model: 'm', adapter_dir: '/a' } }],
+      'engine needs exactly one of base_url and replicas',
+    ],
+    [
+      'sglang with neither base_url nor replicas',
+      [{ ...tiny, engine: { type: 'sglang', served_model: 'm', adapter_dir: '/a' } }],
+      'engine needs exactly one of base_url and replicas',
+    ],
+    [
+      'vllm replica repeated',
+      [{ ...tiny, engine: { type: 'vllm', replicas: ['http://a:8000', 'http://a:8000/'], served_model: 'm', adapter_dir: '/a' } }],
+      'engine.replicas[1] repeats "http://a:8000/"',
+    ],
+    [
+      'vllm unknown adapter_loading',
+      [{ ...tiny, engine: { type: 'vllm', base_url: 'http://a:8000', served_model: 'm', adapter_dir: '/a', adapter_loading: 'lazy' } }],
+      'engine.adapter_loading must be "explicit" or "resolver", got "lazy"',
+    ],
+    [
+      'sglang max_loras not positive',
+      [{ ...tiny, engine: { type: 'sglang', base_url: 'http://a:8000', served_model: 'm', adapter_dir: '/a', max_loras: 0 } }],
+      'engine.max_loras must be a positive integer, got 0',
+    ],
     ['lora not boolean', [{ ...tiny, lora: 'yes' }], 'lora must be true or false, got "yes"'],
     ['chat_template unknown', [{ ...tiny, chat_template: 'chatml' }], 'chat_template must be one of llama-2, mistral-instruct, gemma, got "chatml"'],
     ['task without name', [{ ...tiny, task: { id: 'x' } }], 'task.name is required'],
