@@ -64,10 +64,11 @@ describe('three vLLM replicas, twenty adapters', () => {
     const hot = fleet.finetunes[0]!;
     const [victim] = holderOf(names[0]!);
     expect(victim).toBeDefined();
-    const long = { lora: hot, max_tokens: 60, prompt: Array.from({ length: 80 }, (_, i) => `w${i}`).join(' ') };
+    // Long enough (about half a second at 2 ms a token) that all twelve are still running at the kill.
+    const long = { lora: hot, max_tokens: 250, prompt: Array.from({ length: 300 }, (_, i) => `w${i}`).join(' ') };
     const streams = Array.from({ length: 6 }, () => run(fleet.t, fleet.acme, { ...long, stream: true }));
     const plain = Array.from({ length: 6 }, () => run(fleet.t, fleet.acme, long));
-    await until(() => victim!.running() >= 6, 'requests running on the replica');
+    await until(() => victim!.running() >= 12, 'requests running on the replica');
     await victim!.kill();
     // Requests that arrive while it is down.
     const during = await Promise.all(fleet.finetunes.slice(0, 6).map((lora) => run(fleet.t, fleet.acme, { lora })));
@@ -111,7 +112,8 @@ describe('three vLLM replicas, twenty adapters', () => {
       const held = names.map((name) => holderOf(name));
       const loadsBefore = totalLoads();
       const placed = names.flatMap((name, i) => (held[i]!.length === 1 ? [{ i, replica: held[i]![0]! }] : []));
-      expect(placed.length).toBeGreaterThan(10);
+      // Two replicas kept theirs through the previous test; the revived one restarted empty.
+      expect(placed.length).toBeGreaterThanOrEqual(MAX_LORAS);
       for (const { i, replica } of placed) {
         const completions = replica.completions.length;
         const outcome = await run(second, fleet.acme, { lora: fleet.finetunes[i] });
