@@ -12,6 +12,7 @@ import type {
   SamplingOptions,
   Usage,
 } from '../engine.js';
+import { EngineHttp, errorBodyMessage, errorMessage, sseData, transportFailure, type EngineResponse } from './engine-http.js';
 
 type VllmConfig = Extract<EngineConfig, { type: 'vllm' }>;
 
@@ -68,22 +69,25 @@ export class VllmEngine implements InferenceEngine {
   private readonly timeoutMs: number;
   /** Adapters vLLM has or is loading, by served name: concurrent first uses share one load. */
   private readonly loads = new Map<string, Promise<void>>();
-  /** Aborted by close(): the only thing this engine holds is in-flight requests. */
-  private readonly closing = new AbortController();
+  /** Keep-alive connections to vLLM; closing it ends in-flight requests, the only thing this engine holds. */
+  private readonly http: EngineHttp;
 
   constructor(private readonly ctx: EngineContext) {
     const engine = ctx.model.engine;
     if (engine?.type !== 'vllm') throw new Error(`${ctx.model.name} is not configured for a vLLM engine`);
     this.config = engine;
-    this.baseUrl = engine.base_url.replace(/\/+$/, '');
     this.timeoutMs = engine.timeout_ms ?? DEFAULT_TIMEOUT_MS;
+    this.http = new EngineHttp(engine.base_url, { timeoutMs: this.timeoutMs, apiKey: engine.api_key });
+    this.baseUrl = this.http.baseUrl;
   }
 
   async generate(request: GenerationRequest, onText?: (piece: string) => void): Promise<GenerationResult> {
     const progress: Progress = { text: '' };
     const aborted = (): GenerationResult => ({ text: progress.text, usage: progress.usage ?? ZERO_USAGE, finishReason: 'aborted' });
     if (request.signal.aborted) return aborted();
-    const signal = AbortSignal.any([request.signal, AbortSignal.timeout(this.timeoutMs), this.closing.signal]);
+    // The caller's signal alone: timeouts and close() are the HTTP pool's (a composed signal per request costs CPU,
+    // and AbortSignal.any on a long-lived signal kept an entry per call on it).
+    const signal = request.signal;
     try {
       if (request.adapter === undefined) return await this.complete(this.config.served_model, request, signal, progress, onText);
       const name = vllmLoraName(request.adapter);
@@ -107,16 +111,16 @@ export class VllmEngine implements InferenceEngine {
   async countTokens(prompt: string): Promise<number> {
     try {
       // The same defaults as a completion (special tokens added), so the count is what generation will see.
-      const response = await this.post('/tokenize', { model: this.config.served_model, prompt }, this.ownSignal());
+      const response = await this.http.postJson('/tokenize', { model: this.config.served_model, prompt });
       if (!response.ok) throw new VllmHttpError(response.status, '/tokenize', await errorMessage(response));
-      return ((await response.json()) as { count: number }).count;
+      return ((await response.body.json()) as { count: number }).count;
     } catch (error) {
       throw this.explain(error);
     }
   }
 
   async close(): Promise<void> {
-    this.closing.abort();
+    await this.http.close();
   }
 
   private async complete(
@@ -128,7 +132,7 @@ export class VllmEngine implements InferenceEngine {
   ): Promise<GenerationResult> {
     const path = '/v1/completions';
     const stream = onText !== undefined;
-    const response = await this.post(
+    const response = await this.http.postJson(
       path,
       {
         model,
@@ -148,7 +152,7 @@ export class VllmEngine implements InferenceEngine {
       throw new (forgotten ? AdapterForgotten : VllmHttpError)(response.status, path, message);
     }
     if (!stream) {
-      const body = (await response.json()) as VllmCompletion;
+      const body = (await response.body.json()) as VllmCompletion;
       const choice = body.choices?.[0];
       return { text: choice?.text ?? '', usage: toUsage(body.usage), finishReason: toFinishReason(choice?.finish_reason) };
     }
@@ -195,9 +199,9 @@ export class VllmEngine implements InferenceEngine {
     // Not tied to one request's signal: the load is shared by every request waiting for it.
     // Absolute: vLLM would resolve a relative path against its own working directory.
     const lora_path = resolve(this.config.adapter_dir, name);
-    const response = await this.post(path, { lora_name: name, lora_path }, this.ownSignal());
+    const response = await this.http.postJson(path, { lora_name: name, lora_path });
     if (response.ok) {
-      await response.text();
+      await response.body.dump();
       return;
     }
     const message = await errorMessage(response);
@@ -209,102 +213,43 @@ export class VllmEngine implements InferenceEngine {
     throw new VllmHttpError(response.status, path, message);
   }
 
-  private post(path: string, body: object, signal: AbortSignal): Promise<Response> {
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (this.config.api_key) headers.authorization = `Bearer ${this.config.api_key}`;
-    return fetch(`${this.baseUrl}${path}`, { method: 'POST', headers, body: JSON.stringify(body), signal });
-  }
-
-  private ownSignal(): AbortSignal {
-    return AbortSignal.any([AbortSignal.timeout(this.timeoutMs), this.closing.signal]);
-  }
-
   /** vLLM's failures as the contract's 503; anything else (a storage outage, a local file error) passes through. */
   private explain(error: unknown): unknown {
     const at = `vLLM at ${this.baseUrl}`;
     if (error instanceof ApiError) return error;
     if (error instanceof VllmHttpError) return new ApiError('engineUnavailable', `${at} answered ${error.status} to ${error.path}: ${error.message}`);
-    if (this.closing.signal.aborted) return new ApiError('engineUnavailable', `${at}: the engine is closed`);
-    // Fields, not instanceof: fetch's errors and DOMExceptions may come from another realm.
-    const { name, cause } = (error ?? {}) as { name?: unknown; cause?: { code?: unknown; message?: unknown } | null };
-    if (name === 'TimeoutError') return new ApiError('timeout', `${at} did not answer within ${this.timeoutMs} ms`);
-    // undici's network failures are TypeErrors carrying the socket error as their cause.
-    if (name === 'TypeError' && typeof cause === 'object' && cause !== null) {
-      return new ApiError('engineUnavailable', `${at} is unreachable (${String(cause.code ?? cause.message)})`);
-    }
-    return error;
+    if (this.http.closed) return new ApiError('engineUnavailable', `${at}: the engine is closed`);
+    const failure = transportFailure(error, this.timeoutMs);
+    if (failure === undefined) return error;
+    return new ApiError(failure.timeout ? 'timeout' : 'engineUnavailable', `${at} ${failure.message}`);
   }
 }
 
-/** Reads vLLM's SSE stream (`data: <json>\n\n` events, then `data: [DONE]`), whose chunks can split anywhere. */
+/** Reads vLLM's SSE stream (`data: <json>` events, then `data: [DONE]`). */
 async function readStream(
-  response: Response,
+  response: EngineResponse,
   path: string,
   signal: AbortSignal,
   progress: Progress,
   onText: (piece: string) => void,
 ): Promise<GenerationResult> {
-  const decoder = new TextDecoder();
-  let buffer = '';
   let finishReason: string | null | undefined;
-  for await (const bytes of response.body ?? []) {
-    buffer = (buffer + decoder.decode(bytes, { stream: true })).replace(/\r\n/g, '\n');
-    let end: number;
-    while ((end = buffer.indexOf('\n\n')) >= 0) {
-      // Events already received are not handed on once the caller has gone.
-      signal.throwIfAborted();
-      const data = eventData(buffer.slice(0, end));
-      buffer = buffer.slice(end + 2);
-      if (data === undefined) continue;
-      if (data === '[DONE]') return { text: progress.text, usage: progress.usage ?? ZERO_USAGE, finishReason: toFinishReason(finishReason) };
-      const chunk = JSON.parse(data) as VllmCompletion;
-      // A failure after the 200 went out arrives as an event: `{"error": {...}}`.
-      if (chunk.error !== undefined) throw new VllmHttpError(response.status, path, messageOf(chunk) ?? data);
-      if (chunk.usage) progress.usage = toUsage(chunk.usage);
-      const choice = chunk.choices?.[0];
-      if (choice?.text) {
-        progress.text += choice.text;
-        onText(choice.text);
-      }
-      if (choice?.finish_reason) finishReason = choice.finish_reason;
+  for await (const data of sseData(response.body)) {
+    // Events already received are not handed on once the caller has gone.
+    signal.throwIfAborted();
+    if (data === '[DONE]') return { text: progress.text, usage: progress.usage ?? ZERO_USAGE, finishReason: toFinishReason(finishReason) };
+    const chunk = JSON.parse(data) as VllmCompletion;
+    // A failure after the 200 went out arrives as an event: `{"error": {...}}`.
+    if (chunk.error !== undefined) throw new VllmHttpError(response.status, path, errorBodyMessage(chunk) ?? data);
+    if (chunk.usage) progress.usage = toUsage(chunk.usage);
+    const choice = chunk.choices?.[0];
+    if (choice?.text) {
+      progress.text += choice.text;
+      onText(choice.text);
     }
+    if (choice?.finish_reason) finishReason = choice.finish_reason;
   }
   throw new VllmHttpError(response.status, path, 'the stream ended before data: [DONE]');
-}
-
-/** The `data:` lines of one SSE event, joined; undefined for an event without data (a comment, say). */
-function eventData(event: string): string | undefined {
-  const lines = event
-    .split('\n')
-    .filter((line) => line.startsWith('data:'))
-    .map((line) => line.slice(line.startsWith('data: ') ? 6 : 5));
-  return lines.length === 0 ? undefined : lines.join('\n');
-}
-
-/** The message of any error body vLLM (or FastAPI under it) answers. */
-function messageOf(body: unknown): string | undefined {
-  if (typeof body !== 'object' || body === null) return undefined;
-  const { error, message, detail } = body as { error?: unknown; message?: unknown; detail?: unknown };
-  // vLLM >= 0.10.1 nests {message, type, param, code} under `error`; older versions answer it flat.
-  if (typeof error === 'object' && error !== null && typeof (error as { message?: unknown }).message === 'string') {
-    return (error as { message: string }).message;
-  }
-  // The API-key middleware answers {"error": "Unauthorized"}; FastAPI's own errors {"detail": ...}.
-  if (typeof error === 'string') return error;
-  if (typeof message === 'string') return message;
-  if (typeof detail === 'string') return detail;
-  return undefined;
-}
-
-async function errorMessage(response: Response): Promise<string> {
-  const text = await response.text();
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    // Not JSON: a proxy's error page, say.
-  }
-  return messageOf(parsed) ?? (text.slice(0, 500) || response.statusText);
 }
 
 function samplingFields(sampling: SamplingOptions): Record<string, number | undefined> {
