@@ -191,7 +191,7 @@ async function api<T>(url: string, method: string, token: string, body?: unknown
 }
 
 /** `node dist/main.js` on a fresh database, with a vLLM model on `upstreamPort`, an account and a ready finetune `bench`. */
-export async function startHub(upstreamPort: number, dir: string, extraEnv: Record<string, string> = {}): Promise<Hub> {
+export async function startHub(upstreamPort: number, dir: string, extraEnv: Record<string, string> = {}, nodeArgs: string[] = []): Promise<Hub> {
   const tiny = await writeTinyModels(join(dir, 'tiny'));
   const entries = JSON.parse(await readFile(tiny.modelsFile, 'utf8')) as object[];
   entries.push({
@@ -221,7 +221,7 @@ export async function startHub(upstreamPort: number, dir: string, extraEnv: Reco
 
   const port = 20_000 + Math.floor(Math.random() * 20_000);
   const started = startNode(
-    [join(ROOT, 'dist/main.js')],
+    [...nodeArgs, join(ROOT, 'dist/main.js')],
     {
       PORT: String(port),
       DATABASE_URL: databaseUrl.toString(),
