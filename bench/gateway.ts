@@ -281,14 +281,15 @@ export interface Measured {
   cpu: number;
 }
 
-export function load(target: Target, connections: number, seconds: number): Promise<Measured> {
+/** Load at `connections` in flight for `limit` seconds, or until `limit.amount` requests are answered. */
+export function load(target: Target, connections: number, limit: number | { amount: number }): Promise<Measured> {
   return new Promise((done, fail) => {
     const latencies: number[] = [];
     let cpuBefore = 0;
     const begin = async () => {
       if (target.pid) cpuBefore = await cpuSeconds(target.pid);
       const instance = autocannon(
-        { url: target.url, method: 'POST', headers: { 'content-type': 'application/json', ...target.headers }, body: target.body, connections, duration: seconds },
+        { url: target.url, method: 'POST', headers: { 'content-type': 'application/json', ...target.headers }, body: target.body, connections, ...(typeof limit === 'number' ? { duration: limit } : limit) },
         (error, result) => {
           if (error) return fail(error);
           void (async () => {
