@@ -14,7 +14,8 @@
  * MODELS_FILE whose vLLM model points at the upstream (no rate limit, 64 concurrent generations, no response cache);
  * the Portkey gateway (`@portkey-ai/gateway`'s node server) routed to the upstream with its custom-host headers;
  * the load generator (autocannon, in this process). Both gateways run with `--expose-gc --import
- * bench/heap-probe.mjs`, which answers SIGWINCH with the heap used after a full GC.
+ * bench/heap-probe.mjs`, which answers SIGWINCH with the heap used after a full GC. BENCH_MAIN=<path> runs another
+ * build of lora-hub instead of dist/main.js (an older one, to compare).
  *
  * Targets: `upstream` (the upstream's own /v1/chat/completions: the floor), `portkey` (its /v1/chat/completions),
  * and lora-hub's three routes: `run` (POST /client/v4/accounts/{id}/ai/run/{model}), `run+lora` (the same with
@@ -221,7 +222,7 @@ export async function startHub(upstreamPort: number, dir: string, extraEnv: Reco
 
   const port = 20_000 + Math.floor(Math.random() * 20_000);
   const started = startNode(
-    [...nodeArgs, join(ROOT, 'dist/main.js')],
+    [...nodeArgs, process.env.BENCH_MAIN ?? join(ROOT, 'dist/main.js')],
     {
       PORT: String(port),
       DATABASE_URL: databaseUrl.toString(),

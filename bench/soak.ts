@@ -7,8 +7,8 @@
  * first; PostgreSQL on 127.0.0.1:5432), as bench/gateway.ts does, then sends N requests (default 100,000) at C in
  * flight (default 32), in turns over the three routes (`/ai/run` without and with `lora`, `/v1/chat/completions`,
  * plus streamed runs). It reads the heap used after a full GC (bench/heap-probe.mjs) after a warm-up and after
- * every quarter, prints them, and exits 1 when the last is more than B MiB (default 4) above the warm-up's: at the
- * ~35 bytes per request the service once kept, 100,000 requests grow it by 3.3 MiB, on top of noise of about 1 MiB.
+ * every quarter, prints them, and exits 1 when the last is more than B MiB (default 2) above the warm-up's: at the
+ * ~35 bytes per request the service once kept, 100,000 requests grow it by 3.3 MiB; noise is about 1 MiB.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { BENCH_MODEL, load, startHub, startUpstream, type Target } from './gateway.js';
 
 function parseArgs(argv: string[]): { requests: number; boundMib: number; connections: number } {
-  const values: Record<string, number> = { '--requests': 100_000, '--bound-mib': 4, '--connections': 32 };
+  const values: Record<string, number> = { '--requests': 100_000, '--bound-mib': 2, '--connections': 32 };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i]!.includes('=') ? argv[i]!.split('=', 2) : [argv[i]!, undefined];
     if (!(flag! in values)) throw new Error(`unknown argument ${argv[i]}; usage: bench/soak.ts [--requests N] [--bound-mib B] [--connections C]`);
