@@ -10,7 +10,7 @@
  *   --workers N   start lora-hub with WORKERS=N (default 1)
  *
  * Processes (each its own, so none shares an event loop with another): the upstream; lora-hub started as users do,
- * `node dist/main.js` (run `npm run build` first) on a fresh PostgreSQL database (127.0.0.1:5432, trust auth) with a
+ * `node dist/main.js` (`npm run bench:gateway` builds it when stale) on a fresh PostgreSQL database (127.0.0.1:5432, trust auth) with a
  * MODELS_FILE whose vLLM model points at the upstream (no rate limit, 64 concurrent generations, no response cache);
  * the Portkey gateway (`@portkey-ai/gateway`'s node server) routed to the upstream with its custom-host headers;
  * the load generator (autocannon, in this process). Both gateways run with `--expose-gc --import
