@@ -3,8 +3,8 @@
  *
  *   npm run soak -- [--requests N] [--bound-mib B] [--connections C]
  *
- * Starts the zero-work vLLM-compatible upstream and lora-hub as users do (`node dist/main.js`, run `npm run build`
- * first; PostgreSQL on 127.0.0.1:5432), as bench/gateway.ts does, then sends N requests (default 100,000) at C in
+ * Starts the zero-work vLLM-compatible upstream and lora-hub as users do (`node dist/main.js`, which `npm run soak`
+ * builds when stale; PostgreSQL on 127.0.0.1:5432), as bench/gateway.ts does, then sends N requests (default 100,000) at C in
  * flight (default 32), in turns over the three routes (`/ai/run` without and with `lora`, `/v1/chat/completions`,
  * plus streamed runs). It reads the heap used after a full GC (bench/heap-probe.mjs) after a warm-up and after
  * every quarter, prints them, and exits 1 when the last is more than B MiB (default 2) above the warm-up's: at the
