@@ -1,5 +1,5 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { ValidationError } from '../common/api-error.js';
+import { ApiError } from '../common/errors.js';
 
 /** OpenAI's `{"type": "text", "text": ...}` content part. */
 export interface TextPart {
@@ -166,14 +166,14 @@ function describe(error: ErrorObject): { path: string; message: string } {
 }
 
 /** Every offending field, once each, unknown fields first; as 400/5006. */
-function failure(errors: ErrorObject[]): ValidationError {
+function failure(errors: ErrorObject[]): ApiError {
   const ordered = [...errors.filter((e) => e.keyword === 'additionalProperties'), ...errors.filter((e) => e.keyword !== 'additionalProperties')];
   const byPath = new Map<string, string>();
   for (const error of ordered) {
     const { path, message } = describe(error);
     if (!byPath.has(path)) byPath.set(path, message);
   }
-  return new ValidationError([...byPath.values()].join('; '));
+  return new ApiError('validation', [...byPath.values()].join('; '));
 }
 
 function check<T>(validate: ValidateFunction<T>, body: unknown): T {

@@ -76,10 +76,11 @@ describe('EngineHttp', () => {
   });
 
   it('names timeouts and network failures, and nothing else', () => {
-    expect(transportFailure({ code: 'UND_ERR_HEADERS_TIMEOUT' }, 250)).toBe('did not answer within 250 ms');
-    expect(transportFailure({ code: 'UND_ERR_BODY_TIMEOUT' }, 250)).toBe('did not answer within 250 ms');
-    expect(transportFailure({ code: 'ECONNREFUSED' }, 250)).toBe('is unreachable (ECONNREFUSED)');
-    expect(transportFailure({ code: 'UND_ERR_SOCKET', message: 'other side closed' }, 250)).toBe('is unreachable (other side closed)');
+    const timeout = { timeout: true, message: 'did not answer within 250 ms' };
+    expect(transportFailure({ code: 'UND_ERR_HEADERS_TIMEOUT' }, 250)).toEqual(timeout);
+    expect(transportFailure({ code: 'UND_ERR_BODY_TIMEOUT' }, 250)).toEqual(timeout);
+    expect(transportFailure({ code: 'ECONNREFUSED' }, 250)).toEqual({ timeout: false, message: 'is unreachable (ECONNREFUSED)' });
+    expect(transportFailure({ code: 'UND_ERR_SOCKET', message: 'other side closed' }, 250)).toEqual({ timeout: false, message: 'is unreachable (other side closed)' });
     expect(transportFailure(new SyntaxError('Unexpected token'), 250)).toBeUndefined();
     expect(transportFailure(undefined, 250)).toBeUndefined();
   });
