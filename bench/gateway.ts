@@ -402,10 +402,12 @@ async function main(): Promise<void> {
     console.log('target      added p50   added p99   req/s c=8   req/s c=32   CPU us/req   heap after GC before -> after');
     for (const target of targets.slice(1)) {
       const heap = target.name === 'portkey' ? [heapBefore.portkey, heapAfter.portkey] : [heapBefore.hub, heapAfter.hub];
+      // With WORKERS the probe answers for the primary, which serves nothing.
+      const heapText = target.name !== 'portkey' && options.workers > 1 ? 'n/a (workers)' : `${mib(heap[0]!)} -> ${mib(heap[1]!)}`;
       console.log(
         `${target.name.padEnd(10)} ${`+${fmt(added(target.name, 50))} ms`.padStart(10)} ${`+${fmt(added(target.name, 99))} ms`.padStart(11)} ` +
           `${String(Math.round(rps(target.name, 8))).padStart(11)} ${String(Math.round(rps(target.name, 32))).padStart(12)} ` +
-          `${String(Math.round(cpuPerRequest(target.name))).padStart(12)}   ${mib(heap[0]!)} -> ${mib(heap[1]!)}`,
+          `${String(Math.round(cpuPerRequest(target.name))).padStart(12)}   ${heapText}`,
       );
     }
     console.log('');
