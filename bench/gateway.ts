@@ -35,8 +35,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { buildTinyModel, TINY_MODELS } from '../src/formats/tiny-model.js';
-import { writeTinyModels } from '../src/formats/tiny-model-files.js';
+import { buildTinyModel, TINY_MODELS } from '../src/demo/tiny-model.js';
+import { writeTinyModels } from '../src/demo/tiny-model-files.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..');
 const ADMIN_DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
