@@ -6,7 +6,7 @@ import { applyFirstRunDefaults, ensureFirstAccount, readyBanner } from './bootst
 import { ConfigError, loadConfig } from './config/app-config.js';
 import { ModelsFileError } from './catalog/models-file.js';
 import { migrateDatabase } from './database/migrate.js';
-import { startEmbeddedS3 } from './storage/embedded-s3.js';
+import { embeddedS3Directory, startEmbeddedS3 } from './storage/embedded-s3.js';
 
 async function main(): Promise<void> {
   const logger = new Logger('Main');
@@ -14,9 +14,9 @@ async function main(): Promise<void> {
   if (loaded.storage.embedded) {
     // No storage configured: keep adapters in an embedded S3-compatible server under the data directory
     // (it stops with the process).
-    const embedded = await startEmbeddedS3(join(loaded.dataDir, 's3'), loaded.storage.bucket);
+    const embedded = await startEmbeddedS3(embeddedS3Directory(loaded.dataDir), loaded.storage.bucket);
     loaded.storage = embedded.storage;
-    logger.log(`no S3_ENDPOINT set: storing adapters in an embedded S3 server under ${join(loaded.dataDir, 's3')}`);
+    logger.log(`no S3_ENDPOINT set: storing adapters in an embedded S3 server under ${embeddedS3Directory(loaded.dataDir)}`);
   }
   if (loaded.databaseUrl !== undefined) {
     const applied = await migrateDatabase(loaded.databaseUrl);

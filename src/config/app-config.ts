@@ -38,6 +38,8 @@ export interface AppConfig {
   headersTimeoutMs: number;
   /** How long a connection may stall while sending its request (no total cap: slow uploads that progress go on). */
   idleTimeoutMs: number;
+  /** Multipart uploads idle (or begun) longer than this are presumed abandoned and swept from storage. */
+  incompleteUploadMaxAgeMs: number;
 }
 
 /**
@@ -151,5 +153,6 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
     headersTimeoutMs: integer(env, 'HTTP_HEADERS_TIMEOUT_MS', 15_000, 100, 600_000),
     idleTimeoutMs: integer(env, 'HTTP_IDLE_TIMEOUT_MS', 60_000, 100, 3_600_000),
+    incompleteUploadMaxAgeMs: integer(env, 'INCOMPLETE_UPLOAD_MAX_AGE_MS', 86_400_000, 1_000, 30 * 86_400_000),
   };
 }

@@ -2,13 +2,15 @@ import { createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { Logger } from '@nestjs/common';
 import {
-  CopyObjectCommand,
+  AbortMultipartUploadCommand,
   CreateBucketCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
+  ListMultipartUploadsCommand,
   S3Client,
   type BucketLocationConstraint,
   type CreateBucketCommandInput,
@@ -38,11 +40,17 @@ const SOCKET_IDLE_TIMEOUT_MS = 60_000;
 // Errors a response body stream fails with when the connection breaks mid-transfer.
 const STREAM_NETWORK_ERROR_CODES = new Set(['ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE']);
 
-export function assetKey(parts: { accountId: string; finetuneId: string; sha256: string; fileName: string }): string {
-  return `accounts/${parts.accountId}/finetunes/${parts.finetuneId}/${parts.sha256}/${parts.fileName}`;
+/**
+ * Where one upload of an asset is stored: unique per upload and known before its first byte, so the file goes
+ * straight to its final key (no staging copy). Its row, written only once the file is complete and valid, is
+ * what makes it visible; the row also keeps its sha256.
+ */
+export function assetKey(parts: { accountId: string; finetuneId: string; uploadId: string }): string {
+  return `accounts/${parts.accountId}/finetunes/${parts.finetuneId}/${parts.uploadId}`;
 }
 
 export class ObjectStorage {
+  private readonly logger = new Logger(ObjectStorage.name);
   private readonly client: S3Client;
   private readonly bucket: string;
   private readonly region: string;
@@ -131,7 +139,9 @@ export class ObjectStorage {
       },
       partSize: PART_SIZE,
       queueSize: QUEUE_SIZE,
-      leavePartsOnError: false,
+      // The multipart upload is aborted below instead: lib-storage's own abort, when the server refuses it,
+      // replaces the upload's error with the abort's.
+      leavePartsOnError: true,
     });
 
     try {
@@ -139,6 +149,7 @@ export class ObjectStorage {
     } catch (error) {
       // lib-storage stops reading on failure; release the caller's stream (e.g. a request body).
       body.destroy();
+      if (upload.uploadId !== undefined) await this.abortMultipart(key, upload.uploadId);
       // An AbortError without the caller's abort is the body read being abandoned because the upload failed.
       const abandoned = (callerFailure?.error as { name?: string } | undefined)?.name === 'AbortError' && !signal?.aborted;
       if (callerFailure !== undefined && !abandoned) throw callerFailure.error;
@@ -156,10 +167,28 @@ export class ObjectStorage {
     return { key, bytes };
   }
 
-  /** Server-side copy (single request: objects up to 5 GiB, far above any adapter limit). */
-  async copy(from: string, to: string): Promise<void> {
-    const source = `${this.bucket}/${from.split('/').map(encodeURIComponent).join('/')}`;
-    await this.call('copy', to, () => this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: to, CopySource: source })));
+  /**
+   * Aborts the multipart uploads under `prefix` initiated before `initiatedBefore` (left by killed processes or
+   * refused aborts). Returns how many, or undefined when the server cannot list multipart uploads.
+   */
+  async abortIncompleteUploads(prefix: string, initiatedBefore: Date): Promise<number | undefined> {
+    let aborted = 0;
+    let markers: { KeyMarker?: string; UploadIdMarker?: string } = {};
+    for (;;) {
+      let page;
+      try {
+        page = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix, ...markers }));
+      } catch (error) {
+        if (httpStatus(error) === 501 || errorName(error) === 'NotImplemented') return undefined;
+        throw this.failure('abortIncompleteUploads', error, prefix);
+      }
+      for (const { Key, UploadId, Initiated } of page.Uploads ?? []) {
+        if (Key === undefined || UploadId === undefined || Initiated === undefined || Initiated >= initiatedBefore) continue;
+        if (await this.abortMultipart(Key, UploadId)) aborted++;
+      }
+      if (!page.IsTruncated || page.NextKeyMarker === undefined) return aborted;
+      markers = { KeyMarker: page.NextKeyMarker, UploadIdMarker: page.NextUploadIdMarker };
+    }
   }
 
   async delete(key: string): Promise<void> {
@@ -207,6 +236,19 @@ export class ObjectStorage {
 
   destroy(): void {
     this.client.destroy();
+  }
+
+  /** Best effort: a refused or failed abort is logged and left to the sweep (and the bucket's lifecycle rule). */
+  private async abortMultipart(key: string, uploadId: string): Promise<boolean> {
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }));
+      return true;
+    } catch (error) {
+      // Already gone (completed or aborted elsewhere): nothing is left.
+      if (httpStatus(error) === 404) return true;
+      this.logger.warn(`${this.describe('abortMultipartUpload', key)} failed, its parts stay until swept: ${reason(error)}`);
+      return false;
+    }
   }
 
   private async bucketExists(operation: string): Promise<boolean> {
