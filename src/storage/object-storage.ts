@@ -55,7 +55,6 @@ export class ObjectStorage {
   private readonly bucket: string;
   private readonly region: string;
   private readonly location: string;
-
   constructor(options: ObjectStorageOptions) {
     this.bucket = options.bucket;
     this.region = options.region;
@@ -104,24 +103,25 @@ export class ObjectStorage {
   async upload(key: string, body: Readable, opts: UploadOptions = {}): Promise<{ key: string; bytes: number }> {
     const { signal } = opts;
     let bytes = 0;
-    // The caller's own failure (body error or abort reason) is what upload() must rethrow, unchanged.
+    // The caller's own failure (body error or abort reason) is what upload() must rethrow, unchanged: taken from
+    // the stream's 'error' event, as reads cut short by lib-storage giving up fail with AbortErrors of its own.
     let callerFailure: { error: unknown } | undefined;
+    const onBodyError = (error: unknown): void => {
+      callerFailure ??= { error };
+    };
+    body.once('error', onBodyError);
 
     async function* counted(): AsyncGenerator<Buffer> {
-      try {
-        for await (const chunk of body as AsyncIterable<Buffer>) {
-          bytes += chunk.length;
-          yield chunk;
-        }
-      } catch (error) {
-        callerFailure ??= { error };
-        throw error;
+      // Not destroyed when lib-storage stops early (that would fail it with an AbortError); released below.
+      for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+        bytes += chunk.length;
+        yield chunk;
       }
     }
 
     // Aborting ends the body with the abort reason instead of calling Upload.abort(): Upload.done() then
-    // rejects only after lib-storage has finished in-flight parts and sent AbortMultipartUpload, whereas
-    // Upload.abort() makes done() reject at once and leaves that cleanup running in the background.
+    // rejects only once lib-storage has finished its in-flight parts, so the multipart upload is aborted after
+    // them, whereas Upload.abort() makes done() reject at once with parts still being sent.
     const onAbort = (): void => {
       if (!body.destroyed && !body.readableEnded) body.destroy(signal?.reason);
     };
@@ -157,6 +157,7 @@ export class ObjectStorage {
       throw this.failure('upload', error, key);
     } finally {
       signal?.removeEventListener('abort', onAbort);
+      body.off('error', onBodyError);
     }
 
     // The abort came after the whole body was read, while the final request was in flight.

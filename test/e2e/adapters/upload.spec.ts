@@ -11,6 +11,7 @@ import { BAD_ADAPTER_CASES, validAdapter } from '../../fixtures/bad-adapters.js'
 import { buildPeftAdapter } from '../../../src/demo/peft-adapter.js';
 import { call, createAccount, startTestApp, type TestAccount, type TestApp } from '../../helpers/app.js';
 import { testStorage, upload } from '../../helpers/uploads.js';
+import { ObjectStorage } from '../../../src/storage/object-storage.js';
 import type { TestBucket } from '../../helpers/s3-bucket.js';
 
 const LLAMA = '@cf/meta-llama/llama-2-7b-chat-hf-lora';
@@ -18,6 +19,12 @@ const SMALL = '@cf/test/small-limit-lora';
 const SMALL_LIMIT = 300_000;
 const architecture = (name: string) => BUILTIN_MODELS.find((m) => m.name === name)!.architecture!;
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+
+async function collect(stream: AsyncIterable<unknown>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
 
 let t: TestApp;
 let acme: TestAccount;
@@ -220,7 +227,10 @@ describe('lifecycle', () => {
     expect((await upload(t.baseUrl, acme, finetune.id, 'adapter_config.json', v1.config)).status).toBe(200);
     expect((await upload(t.baseUrl, acme, finetune.id, 'adapter_config.json', v2.config)).status).toBe(200);
     const prefix = `accounts/${acme.id}/finetunes/${finetune.id}/`;
-    expect(await s3.list(prefix)).toEqual([`${prefix}${sha256(v2.config)}/adapter_config.json`]);
+    const [row] = await prisma.finetuneAsset.findMany({ where: { finetuneId: finetune.id } });
+    expect(row).toMatchObject({ fileName: 'adapter_config.json', sha256: sha256(v2.config), storageKey: expect.stringMatching(`^${prefix}`) });
+    expect(await s3.list(prefix)).toEqual([row!.storageKey]);
+    expect(await collect(await s3.read(row!.storageKey))).toEqual(Buffer.from(v2.config));
     expect((await upload(t.baseUrl, acme, finetune.id, 'adapter_model.safetensors', v2.safetensors)).status).toBe(200);
     expect(await statusOf(finetune.id)).toBe('ready');
 
@@ -275,6 +285,15 @@ describe('lifecycle', () => {
 
   it('a client that disconnects mid-upload leaves no row and no object', async () => {
     const finetune = await newFinetune(acme);
+    // Observes (without altering) the app's storage upload, to know when the server has given up on it.
+    const storage = t.app.get(ObjectStorage);
+    const original = storage.upload.bind(storage);
+    const outcomes: Promise<unknown>[] = [];
+    storage.upload = (...args) => {
+      const attempt = original(...args);
+      outcomes.push(attempt.then(() => 'stored', () => 'failed'));
+      return attempt;
+    };
     const big = buildPeftAdapter({ architecture: arch, r: 8, loraAlpha: 16, targetModules: ['q_proj', 'v_proj'], dtype: 'F32', seed: 5 });
     const boundary = 'x-boundary-456';
     await new Promise<void>((resolve) => {
@@ -295,11 +314,13 @@ describe('lifecycle', () => {
       }, 300));
     });
     // The abort completes asynchronously on the server; wait for it to settle.
-    const deadline = Date.now() + 10_000;
-    while ((await s3.list(`accounts/${acme.id}/uploads/`)).length > 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 200));
+    try {
+      const deadline = Date.now() + 10_000;
+      while (outcomes.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(await Promise.all(outcomes)).toEqual(['failed']);
+    } finally {
+      storage.upload = original;
     }
-    expect(await s3.list(`accounts/${acme.id}/uploads/`)).toEqual([]);
     expect(await s3.list(`accounts/${acme.id}/finetunes/${finetune.id}/`)).toEqual([]);
     expect(await prisma.finetuneAsset.count({ where: { finetuneId: finetune.id } })).toBe(0);
   }, 30_000);
