@@ -96,14 +96,14 @@ describe('valid adapters for every built-in LoRA base become ready', () => {
     });
     const got = await call<{ status: string }>(t.baseUrl, 'GET', `/accounts/${acme.id}/ai/finetunes/${finetune.id}`, { token: acme.token });
     expect(got.body.result.status).toBe('ready');
-    const keys = await s3.list(`accounts/${acme.id}/finetunes/${finetune.id}/`);
-    expect(keys.sort()).toEqual(
-      [
-        `accounts/${acme.id}/finetunes/${finetune.id}/${sha256(configJson)}/adapter_config.json`,
-        `accounts/${acme.id}/finetunes/${finetune.id}/${sha256(safetensors)}/adapter_model.safetensors`,
-      ].sort(),
-    );
-    expect(sha256(Buffer.concat(await streamChunks(await s3.read(keys.find((k) => k.endsWith('.safetensors'))!))))).toBe(sha256(safetensors));
+    // Each file is stored once, at the key its row holds, with the bytes its row's sha256 describes.
+    const rows = await prisma.finetuneAsset.findMany({ where: { finetuneId: finetune.id }, orderBy: { fileName: 'asc' } });
+    expect(rows.map((row) => [row.fileName, row.sha256])).toEqual([
+      ['adapter_config.json', sha256(configJson)],
+      ['adapter_model.safetensors', sha256(safetensors)],
+    ]);
+    expect((await s3.list(`accounts/${acme.id}/finetunes/${finetune.id}/`)).sort()).toEqual(rows.map((row) => row.storageKey).sort());
+    for (const row of rows) expect(sha256(Buffer.concat(await streamChunks(await s3.read(row.storageKey))))).toBe(row.sha256);
   }, 60_000);
 });
 
