@@ -45,7 +45,7 @@ const SELF = fileURLToPath(import.meta.url);
 const MODEL = '@cf/meta-llama/llama-2-7b-chat-hf-lora';
 const ADMIN_DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/postgres';
 // The service's ObjectStorage settings (src/storage/object-storage.ts: PART_SIZE, QUEUE_SIZE and client options).
-const PART_SIZE = 8 * 1024 * 1024;
+const PART_SIZE = 5 * 1024 * 1024;
 const QUEUE_SIZE = 2;
 const S3_CLIENT_OPTIONS = {
   maxAttempts: 3,

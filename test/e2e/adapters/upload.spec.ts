@@ -307,7 +307,7 @@ describe('lifecycle', () => {
         `--${boundary}\r\nContent-Disposition: form-data; name="file_name"\r\n\r\nadapter_model.safetensors\r\n` +
           `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n`,
       );
-      // Well past the first multipart part (8 MiB), then gone.
+      // Well past the first multipart part (5 MiB), then gone.
       req.write(big.safetensors.subarray(0, 12 * 1024 * 1024), () => setTimeout(() => {
         req.destroy();
         resolve();

@@ -149,7 +149,7 @@ describe('a service process killed mid-upload', () => {
       `--${boundary}\r\nContent-Disposition: form-data; name="file_name"\r\n\r\nadapter_model.safetensors\r\n` +
         `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="adapter_model.safetensors"\r\n\r\n`,
     );
-    // More than one 8 MiB part; the request then stays open, as for a client still sending.
+    // More than one 5 MiB part; the request then stays open, as for a client still sending.
     req.write(weights.subarray(0, 12 * MiB));
     await until(() => stagedUploads(s3Directory).some((upload) => existsSync(join(upload, '1.md5'))), 'the first part to be stored');
 
