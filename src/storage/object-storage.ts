@@ -151,9 +151,7 @@ export class ObjectStorage {
       // lib-storage stops reading on failure; release the caller's stream (e.g. a request body).
       body.destroy();
       if (upload.uploadId !== undefined) await this.abortMultipart(key, upload.uploadId);
-      // An AbortError without the caller's abort is the body read being abandoned because the upload failed.
-      const abandoned = (callerFailure?.error as { name?: string } | undefined)?.name === 'AbortError' && !signal?.aborted;
-      if (callerFailure !== undefined && !abandoned) throw callerFailure.error;
+      if (callerFailure !== undefined) throw callerFailure.error;
       if (signal?.aborted) throw signal.reason;
       throw this.failure('upload', error, key);
     } finally {
