@@ -19,6 +19,6 @@ import { StorageSweeper } from './storage-sweeper.service.js';
     OrphanObjectsService,
     StorageSweeper,
   ],
-  exports: [ObjectStorage, OrphanObjectsService, StorageSweeper],
+  exports: [ObjectStorage, OrphanObjectsService],
 })
 export class StorageModule {}
