@@ -7,7 +7,7 @@ import { applyFirstRunDefaults, ensureFirstAccount, readyBanner } from './bootst
 import { ConfigError, loadConfig } from './config/app-config.js';
 import { ModelsFileError } from './catalog/models-file.js';
 import { migrateDatabase } from './database/migrate.js';
-import { startEmbeddedS3 } from './storage/embedded-s3.js';
+import { embeddedS3Directory, startEmbeddedS3 } from './storage/embedded-s3.js';
 import { QUIET_WORKER_ENV, runPrimary, storageEnv } from './bootstrap/cluster.js';
 
 async function main(): Promise<void> {
@@ -17,9 +17,9 @@ async function main(): Promise<void> {
   if (loaded.storage.embedded) {
     // No storage configured: keep adapters in an embedded S3-compatible server under the data directory
     // (it stops with the process; with WORKERS the primary hosts it for all workers).
-    const embedded = await startEmbeddedS3(join(loaded.dataDir, 's3'), loaded.storage.bucket);
+    const embedded = await startEmbeddedS3(embeddedS3Directory(loaded.dataDir), loaded.storage.bucket);
     loaded.storage = embedded.storage;
-    logger.log(`no S3_ENDPOINT set: storing adapters in an embedded S3 server under ${join(loaded.dataDir, 's3')}`);
+    logger.log(`no S3_ENDPOINT set: storing adapters in an embedded S3 server under ${embeddedS3Directory(loaded.dataDir)}`);
   }
   if (primary) return runPrimary(loaded, loaded.storage.embedded ? storageEnv(loaded.storage) : {}, logger);
   if (loaded.databaseUrl !== undefined) {

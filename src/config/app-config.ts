@@ -40,6 +40,8 @@ export interface AppConfig {
   idleTimeoutMs: number;
   /** Server processes sharing the port (node:cluster); 1: this process serves alone. */
   workers: number;
+  /** Multipart uploads idle (or begun) longer than this are presumed abandoned and swept from storage. */
+  incompleteUploadMaxAgeMs: number;
 }
 
 /**
@@ -161,5 +163,6 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     headersTimeoutMs: integer(env, 'HTTP_HEADERS_TIMEOUT_MS', 15_000, 100, 600_000),
     idleTimeoutMs: integer(env, 'HTTP_IDLE_TIMEOUT_MS', 60_000, 100, 3_600_000),
     workers,
+    incompleteUploadMaxAgeMs: integer(env, 'INCOMPLETE_UPLOAD_MAX_AGE_MS', 86_400_000, 1_000, 30 * 86_400_000),
   };
 }
