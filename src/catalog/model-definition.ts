@@ -31,7 +31,7 @@ export interface ModelLimits {
 }
 
 export type EngineConfig =
-  | { type: 'llama-cpp'; model_path: string; context_size?: number; max_contexts?: number; threads?: number }
+  | { type: 'llama-cpp'; model_path: string; context_size?: number; parallel?: number; threads?: number }
   | { type: 'vllm'; base_url: string; served_model: string; adapter_dir: string; api_key?: string; timeout_ms?: number };
 
 export interface NeuronCosts {

@@ -55,7 +55,7 @@ const limits = object({
  */
 const ENGINES: Schema[] = [
   object(
-    { type: { const: 'llama-cpp' }, model_path: absolutePath, context_size: positiveInteger, max_contexts: positiveInteger, threads: positiveInteger },
+    { type: { const: 'llama-cpp' }, model_path: absolutePath, context_size: positiveInteger, parallel: positiveInteger, threads: positiveInteger },
     ['type', 'model_path'],
   ),
   object(
