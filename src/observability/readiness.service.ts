@@ -1,8 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { access, constants } from 'node:fs/promises';
 import { CatalogService } from '../catalog/catalog.service.js';
-import type { EngineConfig } from '../catalog/model-definition.js';
+import type { ModelDefinition } from '../catalog/model-definition.js';
 import { PrismaService } from '../database/prisma.service.js';
+import { EngineRegistry } from '../inference/engine-registry.service.js';
 import { ObjectStorage } from '../storage/object-storage.js';
 
 /** Each check answers within this, so a hung dependency makes the probe fail rather than time out. */
@@ -41,12 +42,15 @@ async function bounded(check: (signal: AbortSignal) => Promise<unknown>): Promis
   }
 }
 
-/** llama.cpp: the model file can be read; vLLM: its server answers GET /health with 200 (it does once the engine runs). */
-async function checkEngine(engine: EngineConfig, signal: AbortSignal): Promise<void> {
+/** llama.cpp: the model file can be read and is loaded; vLLM: its server answers GET /health with 200 (it does once the engine runs). */
+async function checkEngine(model: ModelDefinition, engines: EngineRegistry, signal: AbortSignal): Promise<void> {
+  const engine = model.engine!;
   if (engine.type === 'llama-cpp') {
     await access(engine.model_path, constants.R_OK).catch(() => {
       throw new Error(`model file ${engine.model_path} is missing or unreadable`);
     });
+    // Within the check's own bound, so that a long load reads as such rather than as a timeout.
+    await engines.ready(model, CHECK_TIMEOUT_MS / 2);
     return;
   }
   const url = `${engine.base_url.replace(/\/+$/, '')}/health`;
@@ -64,6 +68,7 @@ export class ReadinessService {
     private readonly prisma: PrismaService,
     private readonly storage: ObjectStorage,
     private readonly catalog: CatalogService,
+    private readonly engines: EngineRegistry,
   ) {}
 
   async check(): Promise<Readiness> {
@@ -71,7 +76,7 @@ export class ReadinessService {
     const [database, storage, engines] = await Promise.all([
       bounded(() => this.prisma.$queryRaw`SELECT 1`),
       bounded(() => this.storage.ping()),
-      Promise.all(models.map(async (m) => [m.name, await bounded((signal) => checkEngine(m.engine!, signal))] as const)),
+      Promise.all(models.map(async (m) => [m.name, await bounded((signal) => checkEngine(m, this.engines, signal))] as const)),
     ]);
     const checks = { database, storage, engines: Object.fromEntries(engines) };
     const ready = [database, storage, ...engines.map(([, result]) => result)].every((result) => result === 'ok');
