@@ -245,20 +245,16 @@ export class LlamaCppEngine implements InferenceEngine {
       return stopped;
     };
     const generator = sequence.evaluate(tokens, this.samplerOptions(request.sampling, history));
+    const seat = this.steps.seat(version);
     let completion = 0;
     let finishReason: FinishReason = 'stop';
     try {
       while (true) {
-        if (!(await this.steps.turn(version, signal))) {
+        if (!(await seat.next(signal))) {
           finishReason = 'aborted';
           break;
         }
-        let next: IteratorResult<Token>;
-        try {
-          next = await generator.next();
-        } finally {
-          this.steps.done();
-        }
+        const next = await generator.next();
         if (next.done) break;
         const token = next.value;
         completion++;
@@ -275,6 +271,7 @@ export class LlamaCppEngine implements InferenceEngine {
         }
       }
     } finally {
+      seat.leave();
       await generator.return(undefined);
     }
     if (finishReason !== 'aborted') {

@@ -2,33 +2,63 @@
  * Who takes part in each decode of a llama.cpp context that all requests of a model share. LoRA adapters are set
  * per context, for a whole batch, so a step takes every waiting request of one adapter: requests on the same
  * adapter decode together (one batch, as llama-server does), and adapters with waiting requests take steps in
- * turn, the one served longest ago first, so none is starved. One step runs at a time.
+ * turn, the one served longest ago first, so none is starved. One step runs at a time, and it is over once every
+ * request in it has come back for the next one or left, so that a request still handling its token is not left
+ * out of the next batch.
  */
-interface Entry {
+export interface Seat {
+  /**
+   * Resolves true when the request's next step begins: it must then start its decode at once (in the same tick
+   * as the others of the step, so that they are batched). Resolves false if the signal aborts while waiting.
+   */
+  next(signal: AbortSignal): Promise<boolean>;
+  /** The request is done; idempotent. */
+  leave(): void;
+}
+
+interface Waiting {
+  seat: SeatState;
   resolve: (started: boolean) => void;
   reject: (error: unknown) => void;
   signal: AbortSignal;
   onAbort: () => void;
 }
 
+interface SeatState {
+  key: unknown;
+  inStep: boolean;
+}
+
 export class StepScheduler<K> {
   /** Waiting requests by key; Map order is turn order (a key goes to the back when it gets a step). */
-  private readonly waiting = new Map<K, Entry[]>();
-  /** Requests of the running step that have not called `done` yet. */
+  private readonly waiting = new Map<K, Waiting[]>();
+  /** Requests in the running step that have not come back or left. */
   private outstanding = 0;
+  private preparing = false;
 
   /** @param prepare readies the context for a step of `key` (sets its adapter); no decode runs meanwhile. */
   constructor(private readonly prepare: (key: K) => Promise<void>) {}
 
-  /**
-   * Resolves true when the caller's next step begins: it must then start its decode at once (in the same tick as
-   * the others of the step, so they are batched) and call `done` when the decode has returned. Resolves false if
-   * the signal aborts while waiting.
-   */
-  turn(key: K, signal: AbortSignal): Promise<boolean> {
+  seat(key: K): Seat {
+    const state: SeatState = { key, inStep: false };
+    return {
+      next: (signal) => this.next(state, key, signal),
+      leave: () => {
+        this.back(state);
+        this.pump();
+      },
+    };
+  }
+
+  private next(state: SeatState, key: K, signal: AbortSignal): Promise<boolean> {
+    this.back(state);
     return new Promise<boolean>((resolve, reject) => {
-      if (signal.aborted) return resolve(false);
-      const entry: Entry = {
+      if (signal.aborted) {
+        this.pump();
+        return resolve(false);
+      }
+      const entry: Waiting = {
+        seat: state,
         resolve,
         reject,
         signal,
@@ -49,26 +79,31 @@ export class StepScheduler<K> {
     });
   }
 
-  /** The caller's step is over for it (its decode returned, or failed). */
-  done(): void {
+  private back(state: SeatState): void {
+    if (!state.inStep) return;
+    state.inStep = false;
     this.outstanding--;
-    this.pump();
   }
 
   private pump(): void {
-    if (this.outstanding > 0) return;
-    const next = this.waiting.entries().next();
-    if (next.done) return;
-    const [key, entries] = next.value;
+    if (this.outstanding > 0 || this.preparing) return;
+    const first = this.waiting.entries().next();
+    if (first.done) return;
+    const [key, entries] = first.value;
     this.waiting.delete(key);
     for (const entry of entries) entry.signal.removeEventListener('abort', entry.onAbort);
-    this.outstanding = entries.length;
+    this.preparing = true;
     this.prepare(key).then(
       () => {
-        for (const entry of entries) entry.resolve(true);
+        this.preparing = false;
+        this.outstanding = entries.length;
+        for (const entry of entries) {
+          entry.seat.inStep = true;
+          entry.resolve(true);
+        }
       },
       (error: unknown) => {
-        this.outstanding = 0;
+        this.preparing = false;
         for (const entry of entries) entry.reject(error);
         this.pump();
       },
