@@ -29,8 +29,11 @@ import { StepScheduler } from './step-scheduler.js';
 import { StopCutter } from './stop-cutter.js';
 import { TokenText } from './token-text.js';
 
-/** All cores: see the README's performance section for the measurement behind it. */
-const DEFAULT_THREADS = availableParallelism();
+/**
+ * One core is left to the JS thread and the rest of the machine: llama.cpp's threads wait for each other by
+ * spinning, so one of them preempted stalls the whole decode (measured: README, Performance).
+ */
+const DEFAULT_THREADS = Math.max(1, availableParallelism() - 1);
 /** Requests generating at once when the model sets no max_concurrent_requests. */
 const DEFAULT_PARALLEL = 8;
 const DEFAULT_CONTEXT_SIZE = 4096;
@@ -316,7 +319,12 @@ export class LlamaCppEngine implements InferenceEngine {
   private async setAdapter(version: string): Promise<void> {
     const adapter = this.loadedAdapters.get(version);
     const context = this.context as unknown as LoraSettableContext;
-    await context._setLoras(adapter ? [{ filePath: adapter.path, scale: 1 }] : []);
+    try {
+      await context._setLoras(adapter ? [{ filePath: adapter.path, scale: 1 }] : []);
+    } catch (error) {
+      this.loadedAdapters.delete(version);
+      throw new EngineUnavailableError(`cannot load adapter ${version} into llama.cpp: ${(error as Error).message}`);
+    }
   }
 
   /** Waits (FIFO) for a free sequence; null when the signal aborts first. */

@@ -2,7 +2,7 @@
  * LlamaCppEngine against real tiny GGUF models and PEFT adapters: caching, context management, sampling,
  * streaming, stop strings, aborts, and equality with a model that has the adapter merged into its weights.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { getLlama, LlamaLogLevel, type Token } from 'node-llama-cpp';
@@ -345,6 +345,21 @@ describe('scheduling', () => {
     expect((await waiting).finishReason).toBe('aborted');
     busy.abort();
     expect((await running).finishReason).toBe('aborted');
+  });
+
+  it('an adapter llama.cpp cannot load fails its own requests with EngineUnavailableError, not the others', async () => {
+    const cacheDir = await mkdtemp(join(dir, 'cache-'));
+    const engine = await engineFor('llama', {}, { cacheDir });
+    const broken = { ...adapter('tiny-llama-qv'), version: 'broken' };
+    await mkdir(join(cacheDir, 'gguf'), { recursive: true });
+    await writeFile(join(cacheDir, 'gguf', 'broken.gguf'), 'not a gguf file');
+    const [failed, fine] = await Promise.allSettled([
+      engine.generate(request('llama', { adapter: broken })),
+      engine.generate(request('llama', { adapter: adapter('tiny-llama-qv') })),
+    ]);
+    expect(failed.status === 'rejected' && failed.reason).toBeInstanceOf(EngineUnavailableError);
+    expect(failed.status === 'rejected' && (failed.reason as Error).message).toMatch(/adapter broken/);
+    expect(fine.status).toBe('fulfilled');
   });
 
   it('reloads the model when adapters retained by llama.cpp exceed the budget, answering the same', async () => {
