@@ -4,6 +4,7 @@ import { ApiError } from '../common/errors.js';
 import { CatalogService } from '../catalog/catalog.service.js';
 import type { ModelDefinition } from '../catalog/model-definition.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import { EngineReadiness } from '../observability/engine-readiness.js';
 import { ObjectStorage } from '../storage/object-storage.js';
 import type { EngineContext, InferenceEngine } from './engine.js';
 import { LlamaCppEngine } from './engines/llama-cpp.engine.js';
@@ -27,7 +28,10 @@ export class EngineRegistry implements OnApplicationBootstrap, OnApplicationShut
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly storage: ObjectStorage,
     private readonly catalog: CatalogService,
-  ) {}
+    readiness: EngineReadiness,
+  ) {
+    readiness.register((model, waitMs) => this.ready(model, waitMs));
+  }
 
   onApplicationBootstrap(): void {
     for (const model of this.catalog.all()) {

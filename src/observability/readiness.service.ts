@@ -3,8 +3,8 @@ import { access, constants } from 'node:fs/promises';
 import { CatalogService } from '../catalog/catalog.service.js';
 import type { ModelDefinition } from '../catalog/model-definition.js';
 import { PrismaService } from '../database/prisma.service.js';
-import { EngineRegistry } from '../inference/engine-registry.service.js';
 import { ObjectStorage } from '../storage/object-storage.js';
+import { EngineReadiness } from './engine-readiness.js';
 
 /** Each check answers within this, so a hung dependency makes the probe fail rather than time out. */
 const CHECK_TIMEOUT_MS = 2_000;
@@ -43,7 +43,7 @@ async function bounded(check: (signal: AbortSignal) => Promise<unknown>): Promis
 }
 
 /** llama.cpp: the model file can be read and is loaded; vLLM: its server answers GET /health with 200 (it does once the engine runs). */
-async function checkEngine(model: ModelDefinition, engines: EngineRegistry, signal: AbortSignal): Promise<void> {
+async function checkEngine(model: ModelDefinition, engines: EngineReadiness, signal: AbortSignal): Promise<void> {
   const engine = model.engine!;
   if (engine.type === 'llama-cpp') {
     await access(engine.model_path, constants.R_OK).catch(() => {
@@ -68,7 +68,7 @@ export class ReadinessService {
     private readonly prisma: PrismaService,
     private readonly storage: ObjectStorage,
     private readonly catalog: CatalogService,
-    private readonly engines: EngineRegistry,
+    private readonly engines: EngineReadiness,
   ) {}
 
   async check(): Promise<Readiness> {

@@ -8,12 +8,14 @@ import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { CatalogService } from '../../../src/catalog/catalog.service.js';
 import type { AppConfig } from '../../../src/config/app-config.js';
 import { EngineRegistry } from '../../../src/inference/engine-registry.service.js';
+import { EngineReadiness } from '../../../src/observability/engine-readiness.js';
 import type { ObjectStorage } from '../../../src/storage/object-storage.js';
 import { TINY_GEMMA, TINY_LLAMA, tinySetup, type TinySetup } from '../../helpers/tiny.js';
 
 let tiny: TinySetup;
 let registry: EngineRegistry;
 let catalog: CatalogService;
+let readiness: EngineReadiness;
 const missingPath = () => join(tiny.dir, 'missing.gguf');
 
 beforeAll(async () => {
@@ -24,7 +26,8 @@ beforeAll(async () => {
   const config = { modelsFile: tiny.modelsFile, cacheDir: join(tiny.dir, 'cache') } as AppConfig;
   catalog = new CatalogService(config);
   // Storage is only read for adapters, which this test does not use.
-  registry = new EngineRegistry(config, {} as ObjectStorage, catalog);
+  readiness = new EngineReadiness();
+  registry = new EngineRegistry(config, {} as ObjectStorage, catalog, readiness);
 });
 
 afterAll(async () => {
@@ -35,10 +38,10 @@ afterAll(async () => {
 it('loads every llama.cpp model at start-up without a request, and is ready only once they are loaded', async () => {
   registry.onApplicationBootstrap();
   expect(registry.started().size).toBe(0);
-  await expect(registry.ready(catalog.get(TINY_LLAMA), 0)).rejects.toThrow('the model is still loading');
+  await expect(readiness.ready(catalog.get(TINY_LLAMA), 0)).rejects.toThrow('the model is still loading');
   for (let i = 0; i < 200 && registry.started().size < 2; i++) await new Promise((resolve) => setTimeout(resolve, 50));
   expect([...registry.started().keys()].sort()).toEqual([TINY_GEMMA, TINY_LLAMA]);
-  await expect(registry.ready(catalog.get(TINY_LLAMA), 0)).resolves.toBeUndefined();
+  await expect(readiness.ready(catalog.get(TINY_LLAMA), 0)).resolves.toBeUndefined();
   // A model that cannot load is never ready, and says why.
   await expect(registry.ready(catalog.get('@cf/tiny/missing'), 5_000)).rejects.toThrow(`model file ${missingPath()} does not exist`);
 });
