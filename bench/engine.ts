@@ -18,7 +18,9 @@
  *
  * Scenarios: 1, 4 and 8 concurrent requests on one adapter, and 8 spread over the four adapters (two each); every
  * request greedy (temperature 0) with its own prompt. Reported per contender: tokens/s (all tokens generated over
- * wall time), time to first token p50/p90, and the ratio engine / llama-server. Outputs at temperature 0 are
+ * wall time), tokens per CPU second of the process running the model (the engine's figure includes this script's
+ * own client work; on a shared machine it is steadier than wall time), time to first token p50/p90, and the
+ * ratios engine / llama-server. Outputs at temperature 0 are
  * compared text for text (byte for byte) and by token count. Then a cold adapter: the first request on an adapter
  * never seen (conversion included) against a warm first token, and conversion of a 300 MB adapter against a plain
  * file copy of the same bytes.
@@ -82,7 +84,20 @@ const SCENARIOS: Scenario[] = [
 interface Contender {
   name: string;
   generate(prompt: string, adapter: number): Promise<Outcome>;
+  /** CPU seconds used so far by whatever runs the model (this process for the engine, the server's process). */
+  cpuSeconds(): Promise<number>;
   close(): Promise<void>;
+}
+
+const processCpuSeconds = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+};
+
+/** utime + stime of a process, from /proc (Linux). */
+async function childCpuSeconds(pid: number): Promise<number> {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 class DirFiles implements AdapterFileSource {
@@ -124,6 +139,7 @@ async function engineContender(models: BenchModels, threads: number, work: strin
       });
       return { text: result.text, tokens: result.usage.completion_tokens, firstToken };
     },
+    cpuSeconds: async () => processCpuSeconds(),
     close: () => engine.close(),
   };
 }
@@ -192,6 +208,7 @@ async function serverContender(bin: string, models: BenchModels, threads: number
       }
       return { text, tokens, firstToken };
     },
+    cpuSeconds: () => childCpuSeconds(child.pid!),
     async close() {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
@@ -201,16 +218,21 @@ async function serverContender(bin: string, models: BenchModels, threads: number
 
 interface Measure {
   tokensPerSecond: number;
+  /** Tokens per CPU second of the model's process: what the work costs, whatever else the machine runs. */
+  tokensPerCpuSecond: number;
   firstTokens: number[];
   outcomes: Outcome[];
 }
 
 async function measure(contender: Contender, scenario: Scenario): Promise<Measure> {
   const started = performance.now();
+  const cpu = await contender.cpuSeconds();
   const outcomes = await Promise.all(scenario.adapters.map((a, i) => contender.generate(PROMPTS[i % PROMPTS.length], a)));
   const seconds = (performance.now() - started) / 1000;
+  const tokens = outcomes.reduce((n, o) => n + o.tokens, 0);
   return {
-    tokensPerSecond: outcomes.reduce((n, o) => n + o.tokens, 0) / seconds,
+    tokensPerSecond: tokens / seconds,
+    tokensPerCpuSecond: tokens / ((await contender.cpuSeconds()) - cpu),
     firstTokens: outcomes.map((o) => o.firstToken),
     outcomes,
   };
@@ -300,11 +322,15 @@ async function main(): Promise<void> {
     console.log(`\n${scenario.name}:`);
     const of = (c: Contender) => results.get(`${scenario.name}|${c.name}`)!;
     const rate = (c: Contender) => median(of(c).map((m) => m.tokensPerSecond));
+    const cpuRate = (c: Contender) => median(of(c).map((m) => m.tokensPerCpuSecond));
     for (const c of contenders) {
       const first = of(c).flatMap((m) => m.firstTokens);
       const peer = peers.get(c);
-      const ratio = peer ? `, ${(rate(c) / rate(peer)).toFixed(2)}x llama-server` : '';
-      console.log(`  ${c.name.padEnd(26)} ${rate(c).toFixed(1).padStart(6)} tok/s${ratio}; first token p50 ${ms(median(first))}, p90 ${ms(quantile(first, 0.9))}`);
+      const ratio = (f: (c: Contender) => number) => (peer ? ` (${(f(c) / f(peer)).toFixed(2)}x llama-server)` : '');
+      console.log(
+        `  ${c.name.padEnd(26)} ${rate(c).toFixed(1).padStart(6)} tok/s${ratio(rate)}, ${cpuRate(c).toFixed(1)} tok/CPU-s${ratio(cpuRate)}; ` +
+          `first token p50 ${ms(median(first))}, p90 ${ms(quantile(first, 0.9))}`,
+      );
     }
     for (const [c, peer] of peers) {
       const mine = of(c).flatMap((m) => m.outcomes);
