@@ -112,6 +112,8 @@ export class LlamaCppEngine implements InferenceEngine {
   /** GGUF path and bytes of each adapter version loaded into the current model instance. */
   private readonly loadedAdapters = new Map<string, LoadedAdapter>();
   private context!: LlamaContext;
+  /** The adapter version set on the context ('' none; null unknown). */
+  private contextAdapter: string | null = '';
   private reloadPending = false;
   private reloading: Promise<void> | null = null;
   private failure: Error | null = null;
@@ -317,14 +319,17 @@ export class LlamaCppEngine implements InferenceEngine {
 
   /** Sets the adapter of `version` on the context for the next step (loading it into the model the first time). */
   private async setAdapter(version: string): Promise<void> {
+    if (version === this.contextAdapter) return;
     const adapter = this.loadedAdapters.get(version);
     const context = this.context as unknown as LoraSettableContext;
     try {
       await context._setLoras(adapter ? [{ filePath: adapter.path, scale: 1 }] : []);
     } catch (error) {
       this.loadedAdapters.delete(version);
+      this.contextAdapter = null;
       throw new EngineUnavailableError(`cannot load adapter ${version} into llama.cpp: ${(error as Error).message}`);
     }
+    this.contextAdapter = version;
   }
 
   /** Waits (FIFO) for a free sequence; null when the signal aborts first. */
@@ -415,6 +420,7 @@ export class LlamaCppEngine implements InferenceEngine {
     if (typeof (this.context as unknown as Partial<LoraSettableContext>)._setLoras !== 'function') {
       throw new ApiError('engineUnavailable', 'this node-llama-cpp version cannot set LoRA adapters on a context (3.22 can)');
     }
+    this.contextAdapter = '';
     this.free.length = 0;
     for (let i = 0; i < this.parallel; i++) this.free.push(this.context.getSequence());
   }
