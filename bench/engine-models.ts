@@ -6,9 +6,9 @@
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { convertPeftToGguf } from '../src/formats/lora-to-gguf.js';
-import { buildPeftAdapter } from '../src/formats/peft-adapter.js';
+import { buildPeftAdapter } from '../src/demo/peft-adapter.js';
 import { parsePeftConfig } from '../src/formats/peft-config.js';
-import { buildTinyModel, tinyArchitecture, type TinyModelSpec } from '../src/formats/tiny-model.js';
+import { buildTinyModel, tinyArchitecture, type TinyModelSpec } from '../src/demo/tiny-model.js';
 import type { ModelArchitecture } from '../src/formats/architecture.js';
 import type { LoraModule } from '../src/formats/architecture.js';
 

@@ -327,7 +327,7 @@ export class LlamaCppEngine implements InferenceEngine {
     } catch (error) {
       this.loadedAdapters.delete(version);
       this.contextAdapter = null;
-      throw new EngineUnavailableError(`cannot load adapter ${version} into llama.cpp: ${(error as Error).message}`);
+      throw new ApiError('engineUnavailable', `cannot load adapter ${version} into llama.cpp: ${(error as Error).message}`);
     }
     this.contextAdapter = version;
   }

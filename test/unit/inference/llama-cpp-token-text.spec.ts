@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { getLlama, LlamaLogLevel, type LlamaModel, type Token } from 'node-llama-cpp';
-import { buildTinyModel, TINY_MODELS } from '../../../src/formats/tiny-model.js';
+import { buildTinyModel, TINY_MODELS } from '../../../src/demo/tiny-model.js';
 import { TokenText } from '../../../src/inference/engines/token-text.js';
 
 let dir: string;
