@@ -106,6 +106,8 @@ export class LlamaCppEngine implements InferenceEngine {
   private readonly adapters: ConvertedAdapters;
   private readonly steps: StepScheduler<string>;
   private readonly free: LlamaContextSequence[] = [];
+  /** llama.cpp's id of each sequence: node-llama-cpp numbers them 0, 1, … as they are created. */
+  private readonly sequenceIds = new Map<LlamaContextSequence, number>();
   private readonly queue: Waiter[] = [];
   /** Running requests by adapter version. */
   private readonly running = new Map<string, number>();
@@ -250,7 +252,7 @@ export class LlamaCppEngine implements InferenceEngine {
       return stopped;
     };
     const generator = sequence.evaluate(tokens, this.samplerOptions(request.sampling, history));
-    const seat = this.steps.seat(version);
+    const seat = this.steps.seat(version, this.sequenceIds.get(sequence)!);
     let completion = 0;
     let finishReason: FinishReason = 'stop';
     try {
@@ -389,7 +391,9 @@ export class LlamaCppEngine implements InferenceEngine {
       this.queue.shift();
       waiter.signal.removeEventListener('abort', waiter.onAbort);
       this.running.set(version, (this.running.get(version) ?? 0) + 1);
-      waiter.resolve(this.free.pop()!);
+      // The lowest free sequence id, so that the running ones stay consecutive (see StepScheduler.seat).
+      this.free.sort((a, b) => this.sequenceIds.get(a)! - this.sequenceIds.get(b)!);
+      waiter.resolve(this.free.shift()!);
     }
     if (this.reloadPending && !this.reloading && this.running.size === 0) {
       this.reloading = this.reload().finally(() => {
@@ -422,7 +426,12 @@ export class LlamaCppEngine implements InferenceEngine {
     }
     this.contextAdapter = '';
     this.free.length = 0;
-    for (let i = 0; i < this.parallel; i++) this.free.push(this.context.getSequence());
+    this.sequenceIds.clear();
+    for (let i = 0; i < this.parallel; i++) {
+      const sequence = this.context.getSequence();
+      this.sequenceIds.set(sequence, i);
+      this.free.push(sequence);
+    }
   }
 
   /** Frees the adapters llama.cpp retains by disposing the model and loading it again. */

@@ -26,6 +26,8 @@ interface Waiting {
 
 interface SeatState {
   key: unknown;
+  /** Requests of a step start in this order (llama.cpp's sequence id: see `seat`). */
+  order: number;
   inStep: boolean;
 }
 
@@ -39,8 +41,13 @@ export class StepScheduler<K> {
   /** @param prepare readies the context for a step of `key` (sets its adapter); no decode runs meanwhile. */
   constructor(private readonly prepare: (key: K) => Promise<void>) {}
 
-  seat(key: K): Seat {
-    const state: SeatState = { key, inStep: false };
+  /**
+   * @param order the request's llama.cpp sequence id. A step's decodes are queued in increasing order: llama.cpp
+   * splits a batch of a context with one KV stream per sequence into a run of consecutive sequence ids per
+   * physical batch, so an unordered batch of 8 tokens would be computed as several.
+   */
+  seat(key: K, order: number): Seat {
+    const state: SeatState = { key, order, inStep: false };
     return {
       next: (signal) => this.next(state, key, signal),
       leave: () => {
@@ -97,6 +104,7 @@ export class StepScheduler<K> {
       () => {
         this.preparing = false;
         this.outstanding = entries.length;
+        entries.sort((a, b) => a.seat.order - b.seat.order);
         for (const entry of entries) {
           entry.seat.inStep = true;
           entry.resolve(true);
