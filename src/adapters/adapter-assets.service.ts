@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { Multipart } from '@fastify/multipart';
 import { randomUUID } from 'node:crypto';
 import { pipeline } from 'node:stream';
@@ -23,8 +23,8 @@ import { ValidationTurns } from './validation-turns.js';
 /** What validation kept of a file, stored with its row so the counterpart can be checked without a download. */
 type AssetSummary = { config_json: string } | { header: SafetensorsHeader };
 
-interface StagedFile extends InspectedFile {
-  stagingKey: string;
+interface StoredFile extends InspectedFile {
+  key: string;
   /** adapter_config.json: what parsing it warned about. */
   warnings: string[];
 }
@@ -50,7 +50,6 @@ function immutable(finetune: Finetune): ApiError {
 
 @Injectable()
 export class AdapterAssetsService {
-  private readonly logger = new Logger(AdapterAssetsService.name);
   private readonly turns = new ValidationTurns();
 
   constructor(
@@ -73,30 +72,33 @@ export class AdapterAssetsService {
     const counterpart = await this.assets.assetsOfFinetune(finetune.id);
 
     let declared: AdapterFile | undefined;
-    let staged: StagedFile | undefined;
+    let stored: StoredFile | undefined;
+    let committed = false;
     try {
       for await (const part of parts) {
         if (part.type === 'field') {
           if (part.fieldname !== 'file_name') throw new ApiError('validation', `unexpected form field "${part.fieldname}": expected file_name and file`);
           declared = declaredFile(part.value);
         } else {
-          if (part.fieldname !== 'file' || staged) {
+          if (part.fieldname !== 'file' || stored) {
             part.file.resume();
             throw new ApiError('validation', `unexpected file field "${part.fieldname}": send exactly one file, in the field "file"`);
           }
-          staged = await this.stage(accountId, part, declared, model, counterpart);
+          stored = await this.store(accountId, finetune.id, part, declared, model, counterpart);
         }
       }
-      if (!staged) throw new ApiError('validation', 'file: the form has no file; send the adapter file in the field "file"');
+      if (!stored) throw new ApiError('validation', 'file: the form has no file; send the adapter file in the field "file"');
       if (!declared) throw new ApiError('validation', `file_name: missing; it must be one of ${ADAPTER_FILES.join(', ')}`);
-      if (declared !== staged.file) {
-        throw new ApiError('validation', `file_name is ${declared} but the uploaded file is ${staged.file === 'adapter_model.safetensors' ? 'a safetensors file' : 'not a safetensors file'}`);
+      if (declared !== stored.file) {
+        throw new ApiError('validation', `file_name is ${declared} but the uploaded file is ${stored.file === 'adapter_model.safetensors' ? 'a safetensors file' : 'not a safetensors file'}`);
       }
-      const asset = await this.commit(accountId, finetune, model, staged);
-      this.metrics.countUpload(staged.file, staged.bytes);
-      return new WithMessages(mapAsset(asset), staged.warnings.map((message) => ({ code: ERRORS.adapterWarning.code, message })));
+      const asset = await this.commit(finetune, model, stored);
+      committed = true;
+      this.metrics.countUpload(stored.file, stored.bytes);
+      return new WithMessages(mapAsset(asset), stored.warnings.map((message) => ({ code: ERRORS.adapterWarning.code, message })));
     } finally {
-      if (staged) await this.storage.delete(staged.stagingKey).catch((error) => this.logger.warn(`staging cleanup: ${error}`));
+      // A stored file that no row took (rejected form, failed validation or commit) must not stay behind.
+      if (stored && !committed && !(await this.assets.isReferenced(stored.key).catch(() => true))) await this.orphans.discard(stored.key);
     }
   }
 
@@ -104,14 +106,18 @@ export class AdapterAssetsService {
     return this.assets.assetsOfFinetune(finetuneId);
   }
 
-  /** Streams the file to a staging object; rejects it as soon as its bytes show it is bad. */
-  private async stage(
+  /**
+   * Streams the file straight to its final, per-upload key (nothing refers to it until commit() writes its row);
+   * rejects it as soon as its bytes show it is bad.
+   */
+  private async store(
     accountId: string,
+    finetuneId: string,
     part: Extract<Multipart, { type: 'file' }>,
     declared: AdapterFile | undefined,
     model: ModelDefinition,
     counterpart: FinetuneAsset[],
-  ): Promise<StagedFile> {
+  ): Promise<StoredFile> {
     const fromFilename = ADAPTER_FILES.find((name) => name === part.filename);
     const storedConfig = counterpart.find((a) => a.fileName === 'adapter_config.json');
     let warnings: string[] = [];
@@ -127,56 +133,51 @@ export class AdapterAssetsService {
       },
       turns: this.turns,
     });
-    const stagingKey = `accounts/${accountId}/uploads/${randomUUID()}`;
+    const key = assetKey({ accountId, finetuneId, uploadId: randomUUID() });
     const body = pipeline(part.file, inspector, () => undefined);
-    await this.storage.upload(stagingKey, body, { contentType: 'application/octet-stream' });
+    // A failed or aborted upload leaves no object (ObjectStorage aborts the multipart upload).
+    await this.storage.upload(key, body, { contentType: 'application/octet-stream' });
     try {
-      return { ...inspector.result(), stagingKey, warnings };
+      return { ...inspector.result(), key, warnings };
     } catch (error) {
-      await this.storage.delete(stagingKey).catch(() => undefined);
+      await this.orphans.discard(key);
       throw error;
     }
   }
 
-  private async commit(accountId: string, finetune: Finetune, model: ModelDefinition, staged: StagedFile): Promise<FinetuneAsset> {
-    const key = assetKey({ accountId, finetuneId: finetune.id, sha256: staged.sha256, fileName: staged.file });
-    await this.storage.copy(staged.stagingKey, key);
+  private async commit(finetune: Finetune, model: ModelDefinition, stored: StoredFile): Promise<FinetuneAsset> {
+    const { key } = stored;
     const summary: AssetSummary =
-      staged.file === 'adapter_config.json' ? { config_json: staged.content!.toString('utf8') } : { header: staged.header! };
-    try {
-      const { asset, replaced } = await this.assets.withLockedFinetune(finetune.id, async (tx, status) => {
-        if (status === null) throw finetuneNotFound(finetune.name);
-        if (status === 'ready') throw immutable(finetune);
-        const existing = await this.assets.assetsOf(tx, finetune.id);
-        const previous = existing.find((a) => a.fileName === staged.file);
-        const other = existing.find((a) => a.fileName !== staged.file);
-        if (other) {
-          // Checked under the row lock, against whatever counterpart is current now.
-          const [config, weights] = staged.file === 'adapter_config.json' ? [staged, other] : [other, staged];
-          validateAdapterPair(this.headerOf(weights), this.configOf(config, model), model.architecture!);
-        }
-        const asset = await this.assets.replaceAsset(
-          tx,
-          { finetuneId: finetune.id, fileName: staged.file, bytes: staged.bytes, sha256: staged.sha256, storageKey: key, summary: summary as unknown as Prisma.InputJsonValue },
-          previous,
-        );
-        if (other) await this.assets.markReady(tx, finetune.id);
-        return { asset, replaced: previous && previous.storageKey !== key ? previous.storageKey : undefined };
-      });
-      if (replaced) await this.orphans.remove([replaced]);
-      return asset;
-    } catch (error) {
-      if (!(await this.assets.isReferenced(key))) await this.storage.delete(key).catch(() => undefined);
-      throw error;
-    }
+      stored.file === 'adapter_config.json' ? { config_json: stored.content!.toString('utf8') } : { header: stored.header! };
+    const { asset, replaced } = await this.assets.withLockedFinetune(finetune.id, async (tx, status) => {
+      if (status === null) throw finetuneNotFound(finetune.name);
+      if (status === 'ready') throw immutable(finetune);
+      const existing = await this.assets.assetsOf(tx, finetune.id);
+      const previous = existing.find((a) => a.fileName === stored.file);
+      const other = existing.find((a) => a.fileName !== stored.file);
+      if (other) {
+        // Checked under the row lock, against whatever counterpart is current now.
+        const [config, weights] = stored.file === 'adapter_config.json' ? [stored, other] : [other, stored];
+        validateAdapterPair(this.headerOf(weights), this.configOf(config, model), model.architecture!);
+      }
+      const asset = await this.assets.replaceAsset(
+        tx,
+        { finetuneId: finetune.id, fileName: stored.file, bytes: stored.bytes, sha256: stored.sha256, storageKey: key, summary: summary as unknown as Prisma.InputJsonValue },
+        previous,
+      );
+      if (other) await this.assets.markReady(tx, finetune.id);
+      return { asset, replaced: previous?.storageKey };
+    });
+    if (replaced) await this.orphans.remove([replaced]);
+    return asset;
   }
 
-  private headerOf(source: StagedFile | FinetuneAsset): SafetensorsHeader {
-    return 'stagingKey' in source ? source.header! : (source.summary as unknown as { header: SafetensorsHeader }).header;
+  private headerOf(source: StoredFile | FinetuneAsset): SafetensorsHeader {
+    return 'key' in source ? source.header! : (source.summary as unknown as { header: SafetensorsHeader }).header;
   }
 
-  private configOf(source: StagedFile | FinetuneAsset, model: ModelDefinition): PeftLoraConfig {
-    const text = 'stagingKey' in source ? source.content!.toString('utf8') : (source.summary as unknown as { config_json: string }).config_json;
+  private configOf(source: StoredFile | FinetuneAsset, model: ModelDefinition): PeftLoraConfig {
+    const text = 'key' in source ? source.content!.toString('utf8') : (source.summary as unknown as { config_json: string }).config_json;
     return parseConfig(text, model).config;
   }
 }

@@ -53,7 +53,7 @@ export function engineReplicas(config: RemoteEngineConfig): string[] {
 }
 
 export type EngineConfig =
-  | { type: 'llama-cpp'; model_path: string; context_size?: number; max_contexts?: number; threads?: number }
+  | { type: 'llama-cpp'; model_path: string; context_size?: number; parallel?: number; threads?: number }
   | (RemoteEngineConfig & {
       type: 'vllm';
       /** `explicit` (default): the service loads adapters; `resolver`: vLLM's filesystem resolver loads them on first use. */

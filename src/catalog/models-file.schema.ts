@@ -67,7 +67,7 @@ const REMOTE_ENGINE: Record<string, Schema> = {
  */
 const ENGINES: Schema[] = [
   object(
-    { type: { const: 'llama-cpp' }, model_path: absolutePath, context_size: positiveInteger, max_contexts: positiveInteger, threads: positiveInteger },
+    { type: { const: 'llama-cpp' }, model_path: absolutePath, context_size: positiveInteger, parallel: positiveInteger, threads: positiveInteger },
     ['type', 'model_path'],
   ),
   object(

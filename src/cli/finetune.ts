@@ -3,13 +3,12 @@ import { checkAdapterFolder, type LocalFile } from './adapter-folder.js';
 import type { Answer, ApiClient } from './client.js';
 import type { CliIo, Command } from './command.js';
 import { CliError } from './errors.js';
-import { formatFields, formatTable, formatTime } from './format.js';
+import { formatFields, formatTable, formatTime, printJson } from './format.js';
 import { connect, parseCommand, positionals } from './options.js';
 import { Progress } from './progress.js';
 
 const JSON_OPTION = { json: { type: 'boolean' } } as const;
 
-const printJson = (io: CliIo, value: unknown) => io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 
 function warn(io: CliIo, answer: Answer<unknown>): void {
   for (const message of answer.messages) io.stderr.write(`warning: ${message.message} (code ${message.code})\n`);

@@ -1,4 +1,10 @@
 /** Output helpers shared by the commands. */
+import type { CliIo } from './command.js';
+
+/** `--json` output: the API's object, indented. */
+export function printJson(io: CliIo, value: unknown): void {
+  io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
 
 /** Decimal units, as network rates and file managers show sizes. */
 export function formatBytes(bytes: number): string {

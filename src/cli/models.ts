@@ -1,6 +1,6 @@
 import type { ModelCardResponseDto as ModelCard } from '../catalog/dto.js';
 import type { Command } from './command.js';
-import { formatTable } from './format.js';
+import { formatTable, printJson } from './format.js';
 import { connect, parseCommand, positionals } from './options.js';
 
 /** Pages are fetched until one comes back short, so catalogs of any size are listed whole. */
@@ -24,7 +24,7 @@ export const modelsList: Command = {
       cards.push(...result);
       if (result.length < PER_PAGE) break;
     }
-    if (values.json) return void io.stdout.write(`${JSON.stringify(cards, null, 2)}\n`);
+    if (values.json) return void printJson(io, cards);
     const rows = cards.map((card) => [card.name, card.task.name, property(card, 'lora') === 'true' ? 'yes' : 'no']);
     io.stdout.write(formatTable(['name', 'task', 'lora'], rows));
   },

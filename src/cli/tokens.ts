@@ -1,6 +1,6 @@
 import type { ApiTokenSummaryResponseDto } from '../accounts/dto.js';
-import type { CliIo, Command } from './command.js';
-import { formatTable, formatTime } from './format.js';
+import type { Command } from './command.js';
+import { formatTable, formatTime, printJson } from './format.js';
 import { ADMIN_OPTION, connectAdmin, parseCommand, positionals } from './options.js';
 
 // The account's API tokens, on the admin surface: these commands take the admin token, not an API token.
@@ -8,7 +8,6 @@ import { ADMIN_OPTION, connectAdmin, parseCommand, positionals } from './options
 const OPTIONS = { ...ADMIN_OPTION, json: { type: 'boolean' } } as const;
 const ADMIN_TOKEN_HELP = '--admin-token t  the admin token (default LORA_ADMIN_TOKEN)';
 
-const printJson = (io: CliIo, value: unknown) => io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 
 export const tokensList: Command = {
   usage: 'tokens list [--admin-token t] [--json]',

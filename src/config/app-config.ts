@@ -38,6 +38,10 @@ export interface AppConfig {
   headersTimeoutMs: number;
   /** How long a connection may stall while sending its request (no total cap: slow uploads that progress go on). */
   idleTimeoutMs: number;
+  /** Server processes sharing the port (node:cluster); 1: this process serves alone. */
+  workers: number;
+  /** Multipart uploads idle (or begun) longer than this are presumed abandoned and swept from storage. */
+  incompleteUploadMaxAgeMs: number;
 }
 
 /**
@@ -127,6 +131,13 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     throw new ConfigError(`LOG_LEVEL must be one of error, warn, log, debug, verbose, got "${logLevel}"`);
   }
 
+  const workers = integer(env, 'WORKERS', 1, 1, 256);
+  if (workers > 1 && databaseUrl === undefined) {
+    throw new ConfigError(
+      `WORKERS=${workers} needs DATABASE_URL: the embedded database (PGlite) serves one process; set DATABASE_URL to a PostgreSQL server, or unset WORKERS`,
+    );
+  }
+
   const endpoint = url(env, 'S3_ENDPOINT', ['http:', 'https:']);
   return {
     port: integer(env, 'PORT', 8787, 0, 65535),
@@ -151,5 +162,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
     headersTimeoutMs: integer(env, 'HTTP_HEADERS_TIMEOUT_MS', 15_000, 100, 600_000),
     idleTimeoutMs: integer(env, 'HTTP_IDLE_TIMEOUT_MS', 60_000, 100, 3_600_000),
+    workers,
+    incompleteUploadMaxAgeMs: integer(env, 'INCOMPLETE_UPLOAD_MAX_AGE_MS', 86_400_000, 1_000, 30 * 86_400_000),
   };
 }

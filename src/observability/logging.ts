@@ -32,7 +32,9 @@ export function createLogger(level: AppConfig['logLevel'], destination?: Destina
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: REDACTED, censor: '[redacted]' },
   };
-  return destination ? pino(options, destination) : pino(options);
+  // Written asynchronously (lines that arrive while a write is under way go out together in the next one), so the
+  // request path never waits for stdout; pino flushes what is left when the process exits.
+  return pino(options, destination ?? pino.destination({ dest: 1, sync: false }));
 }
 
 /** The caller's `x-request-id` when it is safe to repeat, else a fresh UUID. */

@@ -1,9 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import { access, constants } from 'node:fs/promises';
 import { CatalogService } from '../catalog/catalog.service.js';
-import { engineReplicas, type EngineConfig } from '../catalog/model-definition.js';
+import { engineReplicas, type ModelDefinition } from '../catalog/model-definition.js';
 import { PrismaService } from '../database/prisma.service.js';
 import { ObjectStorage } from '../storage/object-storage.js';
+import { EngineReadiness } from './engine-readiness.js';
 
 /** Each check answers within this, so a hung dependency makes the probe fail rather than time out. */
 const CHECK_TIMEOUT_MS = 2_000;
@@ -48,11 +49,13 @@ async function bounded(check: (signal: AbortSignal) => Promise<unknown>): Promis
   }
 }
 
-/** llama.cpp: the model file can be read. */
-async function checkModelFile(modelPath: string): Promise<void> {
+/** llama.cpp: the model file can be read and the model is loaded. */
+async function checkLocalModel(model: ModelDefinition, modelPath: string, engines: EngineReadiness): Promise<void> {
   await access(modelPath, constants.R_OK).catch(() => {
     throw new Error(`model file ${modelPath} is missing or unreadable`);
   });
+  // Within the check's own bound, so that a long load reads as such rather than as a timeout.
+  await engines.ready(model, CHECK_TIMEOUT_MS / 2);
 }
 
 /** A vLLM or SGLang replica answers GET /health with 200 (they do once their engine runs). */
@@ -66,8 +69,12 @@ async function checkReplica(baseUrl: string, signal: AbortSignal): Promise<void>
 }
 
 /** A model's engine result, and its replicas' when it has some: ready while one replica answers. */
-async function checkEngine(engine: EngineConfig): Promise<{ result: CheckResult; replicas?: Record<string, CheckResult> }> {
-  if (engine.type === 'llama-cpp') return { result: await bounded(() => checkModelFile(engine.model_path)) };
+async function checkEngine(
+  model: ModelDefinition,
+  engines: EngineReadiness,
+): Promise<{ result: CheckResult; replicas?: Record<string, CheckResult> }> {
+  const engine = model.engine!;
+  if (engine.type === 'llama-cpp') return { result: await bounded(() => checkLocalModel(model, engine.model_path, engines)) };
   const urls = engineReplicas(engine);
   const results = await Promise.all(urls.map((url) => bounded((signal) => checkReplica(url, signal))));
   const replicas = Object.fromEntries(urls.map((url, i) => [url, results[i]!]));
@@ -81,6 +88,7 @@ export class ReadinessService {
     private readonly prisma: PrismaService,
     private readonly storage: ObjectStorage,
     private readonly catalog: CatalogService,
+    private readonly engines: EngineReadiness,
   ) {}
 
   async check(): Promise<Readiness> {
@@ -88,7 +96,7 @@ export class ReadinessService {
     const [database, storage, engines] = await Promise.all([
       bounded(() => this.prisma.$queryRaw`SELECT 1`),
       bounded(() => this.storage.ping()),
-      Promise.all(models.map(async (m) => [m.name, await checkEngine(m.engine!)] as const)),
+      Promise.all(models.map(async (m) => [m.name, await checkEngine(m, this.engines)] as const)),
     ]);
     const checks = {
       database,

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Usage } from '../usage/token-usage.js';
 
 export type FinishReason = 'stop' | 'length';
@@ -17,7 +17,8 @@ export interface CompletionFormat {
 }
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
-const newId = (prefix: string) => `${prefix}-${randomBytes(12).toString('hex')}`;
+/** 32 random hex digits: randomUUID draws from a pooled entropy buffer, randomBytes makes a system call each time. */
+const newId = (prefix: string) => `${prefix}-${randomUUID().replaceAll('-', '')}`;
 
 /** `chat.completion`, streamed as `chat.completion.chunk`s whose first delta carries the role. */
 export function chatFormat(model: string): CompletionFormat {

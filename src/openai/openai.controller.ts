@@ -4,7 +4,7 @@ import { Authenticated, Caller } from '../accounts/auth.decorators.js';
 import { ApiError } from '../common/errors.js';
 import { RunService, type PreparedRun } from '../inference/run.service.js';
 import { abortOnDisconnect, openEventStream } from '../inference/streaming.js';
-import { ChatCompletionRequestDto, CompletionRequestDto, type CompletionFieldsDto } from './dto.js';
+import { parseChatRequest, parseCompletionRequest, type CompletionFieldsDto } from './dto.js';
 import { chatFormat, textFormat, type CompletionFormat } from './formats.js';
 import { OpenAiService } from './openai.service.js';
 import { completionFraming } from './sse.js';
@@ -30,10 +30,12 @@ export class OpenAiController {
   @HttpCode(200)
   async chat(
     @Caller('accountId') accountId: string,
-    @Body() body: ChatCompletionRequestDto,
+    @Body() raw: unknown,
     @Req() request: FastifyRequest,
     @Res() reply: FastifyReply,
   ): Promise<void> {
+    // Checked here by one precompiled schema, not by the global DTO pipe (`unknown` bodies pass it untouched).
+    const body = parseChatRequest(raw);
     const prepared = await this.openai.prepareChat(accountId, body);
     await this.respond(prepared, chatFormat(body.model), body, request, reply);
   }
@@ -42,10 +44,11 @@ export class OpenAiController {
   @HttpCode(200)
   async completions(
     @Caller('accountId') accountId: string,
-    @Body() body: CompletionRequestDto,
+    @Body() raw: unknown,
     @Req() request: FastifyRequest,
     @Res() reply: FastifyReply,
   ): Promise<void> {
+    const body = parseCompletionRequest(raw);
     const prepared = await this.openai.prepareCompletion(accountId, body);
     await this.respond(prepared, textFormat(body.model), body, request, reply);
   }

@@ -12,6 +12,9 @@ export interface ModelList {
   data: { id: string; object: 'model'; created: number; owned_by: string }[];
 }
 
+/** The request fields that the run body takes under the same name. */
+const RUN_FIELDS = ['stream', 'temperature', 'top_p', 'top_k', 'seed', 'repetition_penalty', 'frequency_penalty', 'presence_penalty'] as const;
+
 /** OpenAI's newer name for the system role. */
 const ROLE_ALIASES: Record<string, string> = { developer: 'system' };
 
@@ -85,22 +88,16 @@ export class OpenAiService {
 
   private prepare(accountId: string, request: CompletionFieldsDto, input: Record<string, unknown>): Promise<PreparedRun> {
     const { base, lora } = splitModel(request.model);
-    const body = {
-      ...input,
-      stream: request.stream,
-      temperature: request.temperature,
-      top_p: request.top_p,
-      top_k: request.top_k,
-      seed: request.seed,
-      repetition_penalty: request.repetition_penalty,
-      frequency_penalty: request.frequency_penalty,
-      presence_penalty: request.presence_penalty,
-      lora,
-      // Cloudflare takes it at the top level here and in `options` on the run route.
-      options: request.rejectIfBusy ? { rejectIfBusy: true } : undefined,
-    };
+    const body: Record<string, unknown> = {};
     // OpenAI clients send null for "unset"; the run body knows only absent fields.
-    const defined = Object.fromEntries(Object.entries(body).filter(([, value]) => value !== undefined && value !== null));
-    return this.runs.prepare(accountId, base, defined);
+    for (const field in input) if (input[field] !== undefined && input[field] !== null) body[field] = input[field];
+    for (const field of RUN_FIELDS) {
+      const value = request[field];
+      if (value !== undefined && value !== null) body[field] = value;
+    }
+    if (lora !== undefined) body.lora = lora;
+    // Cloudflare takes it at the top level here and in `options` on the run route.
+    if (request.rejectIfBusy) body.options = { rejectIfBusy: true };
+    return this.runs.prepare(accountId, base, body);
   }
 }

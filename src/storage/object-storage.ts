@@ -2,13 +2,15 @@ import { createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { Logger } from '@nestjs/common';
 import {
-  CopyObjectCommand,
+  AbortMultipartUploadCommand,
   CreateBucketCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
+  ListMultipartUploadsCommand,
   S3Client,
   type BucketLocationConstraint,
   type CreateBucketCommandInput,
@@ -23,9 +25,10 @@ export interface UploadOptions {
   metadata?: Record<string, string>;
 }
 
-// 8 MiB parts, at most 2 in flight: an upload holds roughly 3 parts in memory whatever the body size
-// (10,000 parts of 8 MiB also cover objects up to ~78 GiB).
-const PART_SIZE = 8 * 1024 * 1024;
+// 5 MiB parts (S3's minimum), at most 2 in flight: an upload holds roughly 3 parts in memory whatever the body
+// size (~15 MiB, against ~24 MiB with 8 MiB parts); 10,000 parts of 5 MiB cover objects up to ~48 GiB, far above
+// any adapter limit.
+const PART_SIZE = 5 * 1024 * 1024;
 const QUEUE_SIZE = 2;
 const DELETE_BATCH = 1000;
 
@@ -38,11 +41,17 @@ const SOCKET_IDLE_TIMEOUT_MS = 60_000;
 // Errors a response body stream fails with when the connection breaks mid-transfer.
 const STREAM_NETWORK_ERROR_CODES = new Set(['ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE']);
 
-export function assetKey(parts: { accountId: string; finetuneId: string; sha256: string; fileName: string }): string {
-  return `accounts/${parts.accountId}/finetunes/${parts.finetuneId}/${parts.sha256}/${parts.fileName}`;
+/**
+ * Where one upload of an asset is stored: unique per upload and known before its first byte, so the file goes
+ * straight to its final key (no staging copy). Its row, written only once the file is complete and valid, is
+ * what makes it visible; the row also keeps its sha256.
+ */
+export function assetKey(parts: { accountId: string; finetuneId: string; uploadId: string }): string {
+  return `accounts/${parts.accountId}/finetunes/${parts.finetuneId}/${parts.uploadId}`;
 }
 
 export class ObjectStorage {
+  private readonly logger = new Logger(ObjectStorage.name);
   private readonly client: S3Client;
   private readonly bucket: string;
   private readonly region: string;
@@ -96,24 +105,25 @@ export class ObjectStorage {
   async upload(key: string, body: Readable, opts: UploadOptions = {}): Promise<{ key: string; bytes: number }> {
     const { signal } = opts;
     let bytes = 0;
-    // The caller's own failure (body error or abort reason) is what upload() must rethrow, unchanged.
+    // The caller's own failure (body error or abort reason) is what upload() must rethrow, unchanged: taken from
+    // the stream's 'error' event, as reads cut short by lib-storage giving up fail with AbortErrors of its own.
     let callerFailure: { error: unknown } | undefined;
+    const onBodyError = (error: unknown): void => {
+      callerFailure ??= { error };
+    };
+    body.once('error', onBodyError);
 
     async function* counted(): AsyncGenerator<Buffer> {
-      try {
-        for await (const chunk of body as AsyncIterable<Buffer>) {
-          bytes += chunk.length;
-          yield chunk;
-        }
-      } catch (error) {
-        callerFailure ??= { error };
-        throw error;
+      // Not destroyed when lib-storage stops early (that would fail it with an AbortError); released below.
+      for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+        bytes += chunk.length;
+        yield chunk;
       }
     }
 
     // Aborting ends the body with the abort reason instead of calling Upload.abort(): Upload.done() then
-    // rejects only after lib-storage has finished in-flight parts and sent AbortMultipartUpload, whereas
-    // Upload.abort() makes done() reject at once and leaves that cleanup running in the background.
+    // rejects only once lib-storage has finished its in-flight parts, so the multipart upload is aborted after
+    // them, whereas Upload.abort() makes done() reject at once with parts still being sent.
     const onAbort = (): void => {
       if (!body.destroyed && !body.readableEnded) body.destroy(signal?.reason);
     };
@@ -131,7 +141,9 @@ export class ObjectStorage {
       },
       partSize: PART_SIZE,
       queueSize: QUEUE_SIZE,
-      leavePartsOnError: false,
+      // The multipart upload is aborted below instead: lib-storage's own abort, when the server refuses it,
+      // replaces the upload's error with the abort's.
+      leavePartsOnError: true,
     });
 
     try {
@@ -139,13 +151,13 @@ export class ObjectStorage {
     } catch (error) {
       // lib-storage stops reading on failure; release the caller's stream (e.g. a request body).
       body.destroy();
-      // An AbortError without the caller's abort is the body read being abandoned because the upload failed.
-      const abandoned = (callerFailure?.error as { name?: string } | undefined)?.name === 'AbortError' && !signal?.aborted;
-      if (callerFailure !== undefined && !abandoned) throw callerFailure.error;
+      if (upload.uploadId !== undefined) await this.abortMultipart(key, upload.uploadId);
+      if (callerFailure !== undefined) throw callerFailure.error;
       if (signal?.aborted) throw signal.reason;
       throw this.failure('upload', error, key);
     } finally {
       signal?.removeEventListener('abort', onAbort);
+      body.off('error', onBodyError);
     }
 
     // The abort came after the whole body was read, while the final request was in flight.
@@ -156,10 +168,28 @@ export class ObjectStorage {
     return { key, bytes };
   }
 
-  /** Server-side copy (single request: objects up to 5 GiB, far above any adapter limit). */
-  async copy(from: string, to: string): Promise<void> {
-    const source = `${this.bucket}/${from.split('/').map(encodeURIComponent).join('/')}`;
-    await this.call('copy', to, () => this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: to, CopySource: source })));
+  /**
+   * Aborts the multipart uploads under `prefix` initiated before `initiatedBefore` (left by killed processes or
+   * refused aborts). Returns how many, or undefined when the server cannot list multipart uploads.
+   */
+  async abortIncompleteUploads(prefix: string, initiatedBefore: Date): Promise<number | undefined> {
+    let aborted = 0;
+    let markers: { KeyMarker?: string; UploadIdMarker?: string } = {};
+    for (;;) {
+      let page;
+      try {
+        page = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix, ...markers }));
+      } catch (error) {
+        if (httpStatus(error) === 501 || errorName(error) === 'NotImplemented') return undefined;
+        throw this.failure('abortIncompleteUploads', error, prefix);
+      }
+      for (const { Key, UploadId, Initiated } of page.Uploads ?? []) {
+        if (Key === undefined || UploadId === undefined || Initiated === undefined || Initiated >= initiatedBefore) continue;
+        if (await this.abortMultipart(Key, UploadId)) aborted++;
+      }
+      if (!page.IsTruncated || page.NextKeyMarker === undefined) return aborted;
+      markers = { KeyMarker: page.NextKeyMarker, UploadIdMarker: page.NextUploadIdMarker };
+    }
   }
 
   async delete(key: string): Promise<void> {
@@ -207,6 +237,19 @@ export class ObjectStorage {
 
   destroy(): void {
     this.client.destroy();
+  }
+
+  /** Best effort: a refused or failed abort is logged and left to the sweep (and the bucket's lifecycle rule). */
+  private async abortMultipart(key: string, uploadId: string): Promise<boolean> {
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }));
+      return true;
+    } catch (error) {
+      // Already gone (completed or aborted elsewhere): nothing is left.
+      if (httpStatus(error) === 404) return true;
+      this.logger.warn(`${this.describe('abortMultipartUpload', key)} failed, its parts stay until swept: ${reason(error)}`);
+      return false;
+    }
   }
 
   private async bucketExists(operation: string): Promise<boolean> {

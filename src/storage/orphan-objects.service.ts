@@ -1,33 +1,34 @@
-import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { PrismaService } from '../database/prisma.service.js';
 import { ObjectStorage } from './object-storage.js';
 
-const SWEEP_INTERVAL_MS = 5 * 60_000;
 const SWEEP_BATCH = 1000;
 
 /**
  * Deletes objects whose rows are gone. Callers record the keys in `orphan_objects` in the same
  * transaction that removes the rows, so a crash or a storage outage never loses track of them:
- * what fails now is retried by the periodic sweep.
+ * what fails now is retried by the periodic sweep (StorageSweeper).
  */
 @Injectable()
-export class OrphanObjectsService implements OnApplicationBootstrap, OnApplicationShutdown {
+export class OrphanObjectsService {
   private readonly logger = new Logger(OrphanObjectsService.name);
-  private timer?: NodeJS.Timeout;
 
   constructor(
     private readonly prisma: PrismaService,
     private readonly storage: ObjectStorage,
   ) {}
 
-  onApplicationBootstrap(): void {
-    this.timer = setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS);
-    this.timer.unref();
-  }
-
-  onApplicationShutdown(): void {
-    clearInterval(this.timer);
-    this.storage.destroy();
+  /** Deletes an object no row refers to; when that fails it is recorded, so the sweep deletes it later. */
+  async discard(key: string): Promise<void> {
+    try {
+      await this.storage.delete(key);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      this.logger.warn(`could not delete "${key}", will retry: ${message}`);
+      await this.prisma.orphanObject
+        .upsert({ where: { key }, create: { key, attempts: 1, lastError: message }, update: {} })
+        .catch((recording: unknown) => this.logger.error(`could not record "${key}" for the sweep: ${recording}`));
+    }
   }
 
   /** Deletes these orphaned keys now; on failure they stay recorded for the next sweep. */

@@ -2,6 +2,7 @@ import { Global, Module } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { ObjectStorage } from './object-storage.js';
 import { OrphanObjectsService } from './orphan-objects.service.js';
+import { StorageSweeper } from './storage-sweeper.service.js';
 
 @Global()
 @Module({
@@ -16,6 +17,7 @@ import { OrphanObjectsService } from './orphan-objects.service.js';
       },
     },
     OrphanObjectsService,
+    StorageSweeper,
   ],
   exports: [ObjectStorage, OrphanObjectsService],
 })

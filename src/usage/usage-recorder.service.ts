@@ -1,8 +1,8 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, OnModuleDestroy } from '@nestjs/common';
-import type { Prisma, UsageStatus } from '../generated/prisma/client.js';
+import type { UsageStatus } from '../generated/prisma/client.js';
 import type { ModelDefinition } from '../catalog/model-definition.js';
 import type { Usage } from './token-usage.js';
-import { UsageRepository } from './usage.repository.js';
+import { UsageRepository, type UsageRow } from './usage.repository.js';
 
 const FLUSH_INTERVAL_MS = 1000;
 /** Rows per insert; also the buffer size that triggers a flush before the interval is up. */
@@ -36,7 +36,7 @@ export function neuronsFor(model: ModelDefinition, usage: Usage): number {
 @Injectable()
 export class UsageRecorder implements OnApplicationBootstrap, OnModuleDestroy, OnApplicationShutdown {
   private readonly logger = new Logger(UsageRecorder.name);
-  private buffer: Prisma.UsageRecordCreateManyInput[] = [];
+  private buffer: UsageRow[] = [];
   private flushing: Promise<void> = Promise.resolve();
   private timer?: NodeJS.Timeout;
 
@@ -58,16 +58,16 @@ export class UsageRecorder implements OnApplicationBootstrap, OnModuleDestroy, O
 
   record(run: RunRecord): void {
     this.buffer.push({
-      accountId: run.accountId,
+      account_id: run.accountId,
       model: run.model.name,
-      finetuneId: run.finetuneId,
-      promptTokens: run.usage.prompt_tokens,
-      completionTokens: run.usage.completion_tokens,
+      finetune_id: run.finetuneId,
+      prompt_tokens: run.usage.prompt_tokens,
+      completion_tokens: run.usage.completion_tokens,
       neurons: run.cached ? 0 : neuronsFor(run.model, run.usage),
       status: run.status,
       cached: run.cached,
-      latencyMs: Math.round(run.latencyMs),
-      createdAt: new Date(),
+      latency_ms: Math.round(run.latencyMs),
+      created_ms: Date.now(),
     });
     if (this.buffer.length === BATCH) void this.flush();
   }

@@ -1,6 +1,20 @@
 import { Injectable } from '@nestjs/common';
-import { Prisma } from '../generated/prisma/client.js';
+import { Prisma, type UsageStatus } from '../generated/prisma/client.js';
 import { PrismaService } from '../database/prisma.service.js';
+
+/** One usage record as stored, under its column names; `created_ms` is the epoch time in milliseconds. */
+export interface UsageRow {
+  account_id: string;
+  model: string;
+  finetune_id: string | null;
+  prompt_tokens: number;
+  completion_tokens: number;
+  neurons: number;
+  status: UsageStatus;
+  cached: boolean;
+  latency_ms: number;
+  created_ms: number;
+}
 
 export type UsageGrouping = 'model' | 'finetune' | 'day';
 
@@ -25,21 +39,20 @@ export class UsageRepository {
   constructor(private readonly prisma: PrismaService) {}
 
   /**
-   * One statement with a column array per field: Prisma's createMany spends about 0.3-0.5 ms of CPU per row
-   * building its query, on the same event loop that serves requests.
+   * One statement, one parameter: the batch as JSON, expanded by PostgreSQL. Prisma's createMany spends about
+   * 0.3-0.5 ms of CPU per row building its query, and even column arrays as parameters cost tens of microseconds
+   * per row to serialise, on the same event loop that serves requests; JSON.stringify costs a fraction of that.
    */
-  async insertMany(records: Prisma.UsageRecordCreateManyInput[]): Promise<void> {
-    if (records.length === 0) return;
-    const column = <T>(pick: (r: Prisma.UsageRecordCreateManyInput) => T) => records.map(pick);
+  async insertMany(rows: UsageRow[]): Promise<void> {
+    if (rows.length === 0) return;
     await this.prisma.$executeRaw`
       INSERT INTO "usage_records"
         ("account_id", "model", "finetune_id", "prompt_tokens", "completion_tokens", "neurons", "status", "cached", "latency_ms", "created_at")
-      SELECT * FROM unnest(
-        ${column((r) => r.accountId)}::text[], ${column((r) => r.model)}::text[], ${column((r) => r.finetuneId ?? null)}::uuid[],
-        ${column((r) => r.promptTokens)}::int[], ${column((r) => r.completionTokens)}::int[], ${column((r) => r.neurons)}::float8[],
-        ${column((r) => r.status)}::"usage_status"[], ${column((r) => r.cached ?? false)}::bool[], ${column((r) => r.latencyMs)}::int[],
-        ${column((r) => new Date(r.createdAt ?? Date.now()).toISOString())}::timestamptz[]
-      )`;
+      SELECT "account_id", "model", "finetune_id", "prompt_tokens", "completion_tokens", "neurons", "status", "cached", "latency_ms",
+             to_timestamp("created_ms" / 1000.0)
+      FROM json_to_recordset(${JSON.stringify(rows)}::json) AS r(
+        "account_id" text, "model" text, "finetune_id" uuid, "prompt_tokens" int, "completion_tokens" int, "neurons" float8,
+        "status" "usage_status", "cached" bool, "latency_ms" int, "created_ms" float8)`;
   }
 
   /** Totals of one account's runs in [from, to), one row per group (one row overall without a grouping). */

@@ -1,11 +1,11 @@
 /**
- * In-process llama.cpp engine (node-llama-cpp, CPU). One base model per engine; PEFT adapters are converted to
- * GGUF once per version and applied through per-adapter contexts kept in a small LRU.
+ * In-process llama.cpp engine (node-llama-cpp, CPU). One base model per engine and one context with a sequence per
+ * request generating at once. Requests on the same adapter are decoded together in one batch per token, adapters
+ * take turns (StepScheduler); PEFT adapters are converted to GGUF once per version (ConvertedAdapters) and set on
+ * the context for the steps of their requests.
  */
-import { randomBytes, randomInt } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { randomInt } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
 import {
   getLlama,
   LlamaLogLevel,
@@ -17,63 +17,70 @@ import {
   type Token,
 } from 'node-llama-cpp';
 import { ApiError } from '../../common/errors.js';
-import { convertPeftToGguf } from '../../formats/lora-to-gguf.js';
-import { parsePeftConfig } from '../../formats/peft-config.js';
 import type {
-  AdapterRef,
   EngineContext,
   GenerationRequest,
   GenerationResult,
   InferenceEngine,
   SamplingOptions,
 } from '../engine.js';
+import { ConvertedAdapters, fileSize } from './converted-adapters.js';
+import { StepScheduler } from './step-scheduler.js';
+import { StopCutter } from './stop-cutter.js';
+import { TokenText } from './token-text.js';
 
-/** One core is left to the JS thread: llama.cpp's workers busy-wait and starve it otherwise (~100x slower on 2 cores). */
+/**
+ * One core is left to the JS thread and the rest of the machine: llama.cpp's threads wait for each other by
+ * spinning, so one of them preempted stalls the whole decode (measured: README, Performance).
+ */
 const DEFAULT_THREADS = Math.max(1, availableParallelism() - 1);
-const DEFAULT_MAX_CONTEXTS = 2;
+/** Requests generating at once when the model sets no max_concurrent_requests. */
+const DEFAULT_PARALLEL = 8;
 const DEFAULT_CONTEXT_SIZE = 4096;
 /** llama.cpp's default penalty window (`repeat_last_n`), over prompt and output alike. */
 const PENALTY_LAST_N = 64;
-/** Longest UTF-8 sequence: a byte-fallback character never spans more tokens. */
-const MAX_CHAR_TOKENS = 4;
-const REPLACEMENT_CHAR = '\uFFFD';
-/** Preceding tokens given to the detokenizer, so that a piece keeps its leading space. */
-const DETOKENIZER_CONTEXT = 4;
 /** See `retainedAdapterBytes`. */
 const DEFAULT_RETAINED_ADAPTER_BYTES = 512 * 1024 * 1024;
 
 export interface LlamaCppEngineOptions {
   /**
-   * llama.cpp keeps every adapter ever applied in the model until the model itself is freed (node-llama-cpp never
-   * releases them when their context is disposed). When the adapters loaded but no longer in any context exceed
-   * this many bytes (their GGUF size), the model is reloaded as soon as it is idle, before the next new adapter is
-   * loaded. Default 512 MiB.
+   * llama.cpp keeps every adapter ever applied in the model until the model itself is freed. When the adapters
+   * loaded but used by no running request exceed this many bytes (their GGUF size), the model is reloaded as soon
+   * as it is idle, before the next new adapter is loaded. Default 512 MiB.
    */
   retainedAdapterBytes?: number;
 }
 
-/** A context for one adapter version ('' for the base model) with its single sequence. */
-interface Slot {
-  version: string;
-  busy: boolean;
-  /** Settles once the context exists (or failed to be created). */
-  ready: Promise<LlamaContextSequence>;
-}
-
 type FinishReason = GenerationResult['finishReason'];
 
+/** A converted adapter: its GGUF file and size. */
+interface LoadedAdapter {
+  path: string;
+  bytes: number;
+}
+
+/** What a request needs from the pool: a sequence, for a given adapter ('' for the base model). */
 interface Waiter {
   version: string;
-  loraPath: string | undefined;
-  resolve: (slot: Slot) => void;
+  adapter: LoadedAdapter | undefined;
+  resolve: (sequence: LlamaContextSequence | null) => void;
   reject: (error: unknown) => void;
   signal: AbortSignal;
   onAbort: () => void;
 }
 
+/**
+ * node-llama-cpp sets LoRA adapters only when a context is created; llama.cpp itself sets them per decode. This is
+ * the one internal method the engine uses (node-llama-cpp 3.22): it loads the adapter into the model once and sets
+ * the context's adapters, which then apply to every decode until set again.
+ */
+interface LoraSettableContext {
+  _setLoras(loras: { filePath: string; scale?: number }[]): Promise<void>;
+}
+
 let sharedLlama: Promise<Llama> | undefined;
 
-/** One llama.cpp runtime per process: its thread budget is shared by every context of every engine. */
+/** One llama.cpp runtime per process. */
 function llamaRuntime(): Promise<Llama> {
   sharedLlama ??= getLlama({
     gpu: false,
@@ -86,15 +93,6 @@ function llamaRuntime(): Promise<Llama> {
   return sharedLlama;
 }
 
-async function fileSize(path: string): Promise<number | null> {
-  try {
-    return (await stat(path)).size;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw error;
-  }
-}
-
 async function loadModel(llama: Llama, modelPath: string, vocabOnly = false): Promise<LlamaModel> {
   if ((await fileSize(modelPath)) === null) throw new ApiError('engineUnavailable', `model file ${modelPath} does not exist`);
   try {
@@ -104,66 +102,24 @@ async function loadModel(llama: Llama, modelPath: string, vocabOnly = false): Pr
   }
 }
 
-/**
- * Generated text cut at the first stop string. Text is released only when no stop string can still start in
- * it, so a stop string never reaches the caller, even split across pieces.
- */
-class StopCutter {
-  text = '';
-  private released = 0;
-  private readonly longest: number;
-
-  constructor(private readonly stops: string[]) {
-    this.longest = Math.max(0, ...stops.map((s) => s.length));
-  }
-
-  /** Appends a piece; true when a stop string appeared (the text then ends before it). */
-  push(piece: string): boolean {
-    const from = Math.max(0, this.text.length - this.longest + 1);
-    this.text += piece;
-    let cut = -1;
-    for (const stop of this.stops) {
-      const at = this.text.indexOf(stop, from);
-      if (at !== -1 && (cut === -1 || at < cut)) cut = at;
-    }
-    if (cut === -1) return false;
-    this.text = this.text.slice(0, cut);
-    return true;
-  }
-
-  /** Text not yet released; unless `final`, minus a tail that may be the beginning of a stop string. */
-  release(final: boolean): string {
-    let end = this.text.length;
-    if (!final) {
-      for (const stop of this.stops) {
-        // A stop string cannot start in released text (it would have been held), so k stops there.
-        for (let k = Math.min(stop.length - 1, this.text.length - this.released); k > 0; k--) {
-          if (this.text.endsWith(stop.slice(0, k))) {
-            end = Math.min(end, this.text.length - k);
-            break;
-          }
-        }
-      }
-    }
-    const out = this.text.slice(this.released, end);
-    this.released = Math.max(this.released, end);
-    return out;
-  }
-}
-
 export class LlamaCppEngine implements InferenceEngine {
-  /** LRU order: least recently granted first. */
-  private readonly slots = new Map<string, Slot>();
+  private readonly adapters: ConvertedAdapters;
+  private readonly steps: StepScheduler<string>;
+  private readonly free: LlamaContextSequence[] = [];
+  /** llama.cpp's id of each sequence: node-llama-cpp numbers them 0, 1, … as they are created. */
+  private readonly sequenceIds = new Map<LlamaContextSequence, number>();
   private readonly queue: Waiter[] = [];
-  private readonly conversions = new Map<string, Promise<string>>();
-  /** GGUF bytes of each adapter version loaded into the current model instance. */
-  private readonly loadedAdapters = new Map<string, number>();
+  /** Running requests by adapter version. */
+  private readonly running = new Map<string, number>();
+  /** GGUF path and bytes of each adapter version loaded into the current model instance. */
+  private readonly loadedAdapters = new Map<string, LoadedAdapter>();
+  private context!: LlamaContext;
+  /** The adapter version set on the context ('' none; null unknown). */
+  private contextAdapter: string | null = '';
   private reloadPending = false;
   private reloading: Promise<void> | null = null;
   private failure: Error | null = null;
   private closed = false;
-  private adapterCacheHits = 0;
-  private adapterCacheMisses = 0;
 
   private constructor(
     private readonly ctx: EngineContext,
@@ -173,10 +129,13 @@ export class LlamaCppEngine implements InferenceEngine {
     private readonly vocab: LlamaModel,
     private model: LlamaModel,
     private readonly contextSize: number,
-    private readonly maxContexts: number,
+    private readonly parallel: number,
     private readonly threads: number,
     private readonly retainedAdapterBytes: number,
-  ) {}
+  ) {
+    this.adapters = new ConvertedAdapters(ctx);
+    this.steps = new StepScheduler((version) => this.setAdapter(version));
+  }
 
   static async create(ctx: EngineContext, options: LlamaCppEngineOptions = {}): Promise<LlamaCppEngine> {
     const engine = ctx.model.engine;
@@ -186,29 +145,32 @@ export class LlamaCppEngine implements InferenceEngine {
     // An explicit thread count above the default budget is the operator's choice.
     if (threads > llama.maxThreads) llama.maxThreads = threads;
     const vocab = await loadModel(llama, engine.model_path, true);
-    let model: LlamaModel;
+    let model: LlamaModel | undefined;
     try {
       model = await loadModel(llama, engine.model_path);
+      const created = new LlamaCppEngine(
+        ctx,
+        llama,
+        engine.model_path,
+        vocab,
+        model,
+        engine.context_size ?? Math.min(model.trainContextSize, DEFAULT_CONTEXT_SIZE),
+        engine.parallel ?? ctx.model.limits.max_concurrent_requests ?? DEFAULT_PARALLEL,
+        threads,
+        options.retainedAdapterBytes ?? DEFAULT_RETAINED_ADAPTER_BYTES,
+      );
+      await created.createContext();
+      return created;
     } catch (error) {
+      await model?.dispose();
       await vocab.dispose();
       throw error;
     }
-    return new LlamaCppEngine(
-      ctx,
-      llama,
-      engine.model_path,
-      vocab,
-      model,
-      engine.context_size ?? Math.min(model.trainContextSize, DEFAULT_CONTEXT_SIZE),
-      engine.max_contexts ?? DEFAULT_MAX_CONTEXTS,
-      threads,
-      options.retainedAdapterBytes ?? DEFAULT_RETAINED_ADAPTER_BYTES,
-    );
   }
 
   /** Adapter uses served by an already converted GGUF or a conversion under way (hits), or that converted it (misses). */
   get adapterCache(): { hits: number; misses: number } {
-    return { hits: this.adapterCacheHits, misses: this.adapterCacheMisses };
+    return { hits: this.adapters.hits, misses: this.adapters.misses };
   }
 
   async countTokens(prompt: string): Promise<number> {
@@ -224,14 +186,22 @@ export class LlamaCppEngine implements InferenceEngine {
       usage: { prompt_tokens: tokens.length, completion_tokens: completion, total_tokens: tokens.length + completion },
       finishReason,
     });
-    const loraPath = request.adapter && (await this.adapterGguf(request.adapter));
-    const slot = await this.acquire(request.adapter?.version ?? '', loraPath, request.signal);
-    if (!slot) return result('', 0, 'aborted');
+    if (tokens.length >= this.contextSize) {
+      const size = this.contextSize;
+      throw new ApiError('validation', `prompt: ${tokens.length} tokens do not fit the model's context of ${size} tokens`);
+    }
+    const version = request.adapter?.version ?? '';
+    let adapter: LoadedAdapter | undefined;
+    if (request.adapter) {
+      const path = await this.adapters.gguf(request.adapter);
+      adapter = { path, bytes: (await fileSize(path)) ?? 0 };
+    }
+    const sequence = await this.acquire(version, adapter, request.signal);
+    if (!sequence) return result('', 0, 'aborted');
     try {
-      return await this.run(await slot.ready, tokens, request, onText, result);
+      return await this.run(sequence, version, tokens, request, onText, result);
     } finally {
-      slot.busy = false;
-      this.pump();
+      this.release(version, sequence);
     }
   }
 
@@ -239,7 +209,7 @@ export class LlamaCppEngine implements InferenceEngine {
     this.closed = true;
     this.rejectWaiters(new ApiError('engineUnavailable', `engine of ${this.ctx.model.name} is closed`));
     await this.reloading;
-    await this.disposeContexts();
+    await this.context.dispose();
     await this.model.dispose();
     await this.vocab.dispose();
   }
@@ -255,63 +225,64 @@ export class LlamaCppEngine implements InferenceEngine {
     return tokens;
   }
 
+  /**
+   * One token per step. The whole prompt is evaluated in the first step, in one batch with logits for its last
+   * token only, as llama-server does (a different split changes the floating-point sums, and greedy output on
+   * near-ties with them).
+   */
   private async run(
     sequence: LlamaContextSequence,
+    version: string,
     tokens: Token[],
     request: GenerationRequest,
     onText: ((piece: string) => void) | undefined,
     result: (text: string, completion: number, finishReason: FinishReason) => GenerationResult,
   ): Promise<GenerationResult> {
     const { signal } = request;
-    const room = sequence.contextSize - tokens.length;
-    if (room < 1) {
-      const size = sequence.contextSize;
-      throw new ApiError('validation', `prompt: ${tokens.length} tokens do not fit the model's context of ${size} tokens`);
-    }
     // Every request starts from an empty state: no reuse of an earlier prefix, so output never depends on history.
     await sequence.clearHistory();
-    // All prompt tokens but the last, one batch at a time so that an abort is noticed between batches.
-    const batch = sequence.context.batchSize;
-    for (let i = 0; i < tokens.length - 1; i += batch) {
-      if (signal.aborted) return result('', 0, 'aborted');
-      await sequence.evaluateWithoutGeneratingNewTokens(tokens.slice(i, Math.min(i + batch, tokens.length - 1)));
-    }
-
-    const model = sequence.model;
     const history = tokens.slice();
     const cutter = new StopCutter(request.stop.filter((s) => s.length > 0));
-    const maxTokens = Math.min(request.maxTokens, room);
-    /** Generated tokens not yet turned into text. */
-    const pending: Token[] = [];
-    const decode = () =>
-      model.detokenize(pending, false, history.slice(-pending.length - DETOKENIZER_CONTEXT, -pending.length));
+    const decoder = new TokenText((t) => this.vocab.detokenize(t, false), tokens.at(-1)!);
+    const maxTokens = Math.min(request.maxTokens, this.contextSize - tokens.length);
+    const emit = (piece: string): boolean => {
+      const stopped = cutter.push(piece);
+      const text = cutter.release(false);
+      if (text) onText?.(text);
+      return stopped;
+    };
+    const generator = sequence.evaluate(tokens, this.samplerOptions(request.sampling, history));
+    const seat = this.steps.seat(version, this.sequenceIds.get(sequence)!);
     let completion = 0;
     let finishReason: FinishReason = 'stop';
-    for await (const token of sequence.evaluate(tokens.slice(-1), this.samplerOptions(request.sampling, history))) {
-      completion++;
-      if (signal.aborted) {
-        finishReason = 'aborted';
-        break;
+    try {
+      while (true) {
+        if (!(await seat.next(signal))) {
+          finishReason = 'aborted';
+          break;
+        }
+        const next = await generator.next();
+        if (next.done) break;
+        const token = next.value;
+        completion++;
+        if (signal.aborted) {
+          finishReason = 'aborted';
+          break;
+        }
+        if (this.model.isEogToken(token)) break;
+        history.push(token);
+        if (emit(decoder.push(token))) break;
+        if (completion >= maxTokens) {
+          finishReason = 'length';
+          break;
+        }
       }
-      if (model.isEogToken(token)) break;
-      history.push(token);
-      pending.push(token);
-      const piece = decode();
-      // A byte-fallback character arrives one byte per token: wait for the rest of it.
-      if (!piece.endsWith(REPLACEMENT_CHAR) || pending.length === MAX_CHAR_TOKENS) {
-        pending.length = 0;
-        const stopped = cutter.push(piece);
-        const text = cutter.release(false);
-        if (text) onText?.(text);
-        if (stopped) break;
-      }
-      if (completion >= maxTokens) {
-        finishReason = 'length';
-        break;
-      }
+    } finally {
+      seat.leave();
+      await generator.return(undefined);
     }
     if (finishReason !== 'aborted') {
-      if (pending.length > 0) cutter.push(decode());
+      cutter.push(decoder.flush());
       const rest = cutter.release(true);
       if (rest) onText?.(rest);
     }
@@ -348,68 +319,29 @@ export class LlamaCppEngine implements InferenceEngine {
     };
   }
 
-  /** The adapter as GGUF: converted once per version and kept on disk, so later uses and restarts reuse it. */
-  private adapterGguf(adapter: AdapterRef): Promise<string> {
-    const { version } = adapter;
-    let conversion = this.conversions.get(version);
-    if (conversion) this.adapterCacheHits++;
-    else {
-      conversion = this.convert(adapter);
-      this.conversions.set(version, conversion);
-      // Only in-flight conversions are shared; afterwards the file is the cache, and a failure is retried.
-      const forget = () => this.conversions.delete(version);
-      conversion.then(forget, forget);
-    }
-    return conversion;
-  }
-
-  private async convert({ version, configKey, weightsKey }: AdapterRef): Promise<string> {
-    if (!/^[\w-]+$/.test(version)) throw new Error(`adapter version ${JSON.stringify(version)} is not a safe file name`);
-    const ggufDir = join(this.ctx.cacheDir, 'gguf');
-    const ggufPath = join(ggufDir, `${version}.gguf`);
-    if ((await fileSize(ggufPath)) !== null) {
-      this.adapterCacheHits++;
-      return ggufPath;
-    }
-    this.adapterCacheMisses++;
-
-    const downloadDir = join(this.ctx.cacheDir, 'adapters', version);
-    const configPath = join(downloadDir, 'adapter_config.json');
-    const weightsPath = join(downloadDir, 'adapter_model.safetensors');
-    await mkdir(downloadDir, { recursive: true });
-    await mkdir(ggufDir, { recursive: true });
-    const tmpPath = `${ggufPath}.${randomBytes(6).toString('hex')}.tmp`;
+  /** Sets the adapter of `version` on the context for the next step (loading it into the model the first time). */
+  private async setAdapter(version: string): Promise<void> {
+    if (version === this.contextAdapter) return;
+    const adapter = this.loadedAdapters.get(version);
+    const context = this.context as unknown as LoraSettableContext;
     try {
-      await Promise.all([
-        this.ctx.files.readToFile(configKey, configPath),
-        this.ctx.files.readToFile(weightsKey, weightsPath),
-      ]);
-      const { architecture, limits, base_model } = this.ctx.model;
-      if (!architecture) throw new Error(`model ${this.ctx.model.name} has no architecture to apply adapters to`);
-      const { config } = parsePeftConfig(await readFile(configPath), {
-        architecture,
-        maxLoraRank: limits.max_lora_rank,
-        baseModelName: base_model ?? undefined,
-      });
-      await convertPeftToGguf({ safetensors: await readFile(weightsPath), config, architecture }, tmpPath);
-      // Atomic: a crash mid-write never leaves a truncated file under the final name.
-      await rename(tmpPath, ggufPath);
-      return ggufPath;
-    } finally {
-      await rm(tmpPath, { force: true });
-      // Only the GGUF is used from now on.
-      await rm(downloadDir, { recursive: true, force: true });
+      await context._setLoras(adapter ? [{ filePath: adapter.path, scale: 1 }] : []);
+    } catch (error) {
+      this.loadedAdapters.delete(version);
+      this.contextAdapter = null;
+      throw new ApiError('engineUnavailable', `cannot load adapter ${version} into llama.cpp: ${(error as Error).message}`);
     }
+    this.contextAdapter = version;
   }
 
-  /** Waits (FIFO) for the context of `version`; null when the signal aborts first. */
-  private async acquire(version: string, loraPath: string | undefined, signal: AbortSignal): Promise<Slot | null> {
+  /** Waits (FIFO) for a free sequence; null when the signal aborts first. */
+  private acquire(version: string, adapter: LoadedAdapter | undefined, signal: AbortSignal): Promise<LlamaContextSequence | null> {
     this.ensureUsable();
-    if (signal.aborted) return null;
-    return new Promise<Slot | null>((resolve, reject) => {
+    if (signal.aborted) return Promise.resolve(null);
+    return new Promise<LlamaContextSequence | null>((resolve, reject) => {
       const waiter: Waiter = {
         version,
-        loraPath,
+        adapter,
         resolve,
         reject,
         signal,
@@ -426,30 +358,44 @@ export class LlamaCppEngine implements InferenceEngine {
     });
   }
 
+  private release(version: string, sequence: LlamaContextSequence): void {
+    const count = (this.running.get(version) ?? 1) - 1;
+    if (count === 0) this.running.delete(version);
+    else this.running.set(version, count);
+    this.free.push(sequence);
+    this.pump();
+  }
+
   private ensureUsable(): void {
     if (this.failure) throw new ApiError('engineUnavailable', this.failure.message);
     if (this.closed) throw new ApiError('engineUnavailable', `engine of ${this.ctx.model.name} is closed`);
   }
 
   /**
-   * Grants waiters in arrival order. A waiter is skipped only while its own context is busy or every context is
-   * busy; neither can be taken by a later waiter, so nobody is overtaken for good. A pending reload starts once
-   * nothing is busy.
+   * Grants sequences in arrival order; nobody is overtaken. A new adapter that would push the adapters retained
+   * by llama.cpp over the budget stops granting until the model has been reloaded, which happens once no request
+   * runs.
    */
   private pump(): void {
     if (this.closed) return;
-    for (let i = 0; i < this.queue.length; ) {
-      const waiter = this.queue[i];
-      const slot = this.grant(waiter);
-      if (!slot) {
-        i++;
-        continue;
+    while (!this.reloadPending && this.free.length > 0 && this.queue.length > 0) {
+      const waiter = this.queue[0];
+      const { version, adapter } = waiter;
+      if (adapter && !this.loadedAdapters.has(version)) {
+        if (this.retainedBytes() > this.retainedAdapterBytes) {
+          this.reloadPending = true;
+          break;
+        }
+        this.loadedAdapters.set(version, adapter);
       }
-      this.queue.splice(i, 1);
+      this.queue.shift();
       waiter.signal.removeEventListener('abort', waiter.onAbort);
-      waiter.resolve(slot);
+      this.running.set(version, (this.running.get(version) ?? 0) + 1);
+      // The lowest free sequence id, so that the running ones stay consecutive (see StepScheduler.seat).
+      this.free.sort((a, b) => this.sequenceIds.get(a)! - this.sequenceIds.get(b)!);
+      waiter.resolve(this.free.shift()!);
     }
-    if (this.reloadPending && !this.reloading && [...this.slots.values()].every((s) => !s.busy)) {
+    if (this.reloadPending && !this.reloading && this.running.size === 0) {
       this.reloading = this.reload().finally(() => {
         this.reloading = null;
         this.reloadPending = false;
@@ -458,72 +404,44 @@ export class LlamaCppEngine implements InferenceEngine {
     }
   }
 
-  private grant({ version, loraPath }: Waiter): Slot | null {
-    if (this.reloadPending || this.closed) return null;
-    const existing = this.slots.get(version);
-    if (existing) {
-      if (existing.busy) return null;
-      existing.busy = true;
-      this.slots.delete(version);
-      this.slots.set(version, existing);
-      return existing;
-    }
-    let victim: Slot | undefined;
-    if (this.slots.size >= this.maxContexts) {
-      victim = [...this.slots.values()].find((s) => !s.busy);
-      if (!victim) return null;
-    }
-    if (version !== '' && !this.loadedAdapters.has(version) && this.retainedBytes(victim) > this.retainedAdapterBytes) {
-      this.reloadPending = true;
-      return null;
-    }
-    if (victim) this.slots.delete(victim.version);
-    const slot: Slot = { version, busy: true, ready: this.createContext(version, loraPath, victim) };
-    this.slots.set(version, slot);
-    // A context that could not be created leaves no slot behind; the request that asked for it gets the error.
-    slot.ready.catch(() => {
-      if (this.slots.get(version) === slot) this.slots.delete(version);
-    });
-    return slot;
-  }
-
-  /** Bytes of adapters held by the model without a context, once `victim` is evicted too. */
-  private retainedBytes(victim: Slot | undefined): number {
+  /** Bytes of adapters loaded into the model that no running request uses. */
+  private retainedBytes(): number {
     let bytes = 0;
-    for (const [version, size] of this.loadedAdapters) {
-      if (!this.slots.has(version) || version === victim?.version) bytes += size;
-    }
+    for (const [version, adapter] of this.loadedAdapters) if (!this.running.has(version)) bytes += adapter.bytes;
     return bytes;
   }
 
-  private async createContext(
-    version: string,
-    loraPath: string | undefined,
-    victim: Slot | undefined,
-  ): Promise<LlamaContextSequence> {
-    if (victim) await (await victim.ready.catch(() => null))?.context.dispose();
-    let context: LlamaContext;
+  private async createContext(): Promise<void> {
     try {
-      context = await this.model.createContext({
+      this.context = await this.model.createContext({
         contextSize: this.contextSize,
+        sequences: this.parallel,
         threads: this.threads,
-        ...(loraPath && { lora: { adapters: [{ filePath: loraPath, scale: 1 }] } }),
       });
     } catch (error) {
-      const what = loraPath ? `adapter ${version}` : 'the base model';
-      throw new ApiError('engineUnavailable', `cannot create a llama.cpp context for ${what}: ${(error as Error).message}`);
+      throw new ApiError('engineUnavailable', `cannot create a llama.cpp context: ${(error as Error).message}`);
     }
-    if (loraPath) this.loadedAdapters.set(version, (await fileSize(loraPath)) ?? 0);
-    return context.getSequence();
+    if (typeof (this.context as unknown as Partial<LoraSettableContext>)._setLoras !== 'function') {
+      throw new ApiError('engineUnavailable', 'this node-llama-cpp version cannot set LoRA adapters on a context (3.22 can)');
+    }
+    this.contextAdapter = '';
+    this.free.length = 0;
+    this.sequenceIds.clear();
+    for (let i = 0; i < this.parallel; i++) {
+      const sequence = this.context.getSequence();
+      this.sequenceIds.set(sequence, i);
+      this.free.push(sequence);
+    }
   }
 
   /** Frees the adapters llama.cpp retains by disposing the model and loading it again. */
   private async reload(): Promise<void> {
     try {
-      await this.disposeContexts();
+      await this.context.dispose();
       await this.model.dispose();
       this.loadedAdapters.clear();
       this.model = await loadModel(this.llama, this.modelPath);
+      await this.createContext();
     } catch (error) {
       this.failure = error as Error;
       this.rejectWaiters(error);
@@ -535,11 +453,5 @@ export class LlamaCppEngine implements InferenceEngine {
       waiter.signal.removeEventListener('abort', waiter.onAbort);
       waiter.reject(error);
     }
-  }
-
-  private async disposeContexts(): Promise<void> {
-    const slots = [...this.slots.values()];
-    this.slots.clear();
-    await Promise.all(slots.map(async (s) => (await s.ready.catch(() => null))?.context.dispose()));
   }
 }

@@ -4,7 +4,8 @@ import { FleetEngine } from '../fleet/fleet-engine.js';
 import type { ReplicaDriver } from '../fleet/fleet.js';
 import { samplesOf, sumOf } from '../fleet/prometheus-text.js';
 import type { EngineGauges } from '../fleet/replica.js';
-import { CapacityRefusedError, errorMessage, ReplicaHttpError } from '../fleet/remote-client.js';
+import { CapacityRefusedError, ReplicaHttpError } from '../fleet/remote-client.js';
+import { errorMessage } from './engine-http.js';
 
 const GAUGES = new Set(['sglang:num_running_reqs', 'sglang:num_queue_reqs']);
 
@@ -46,7 +47,7 @@ export class SglangEngine extends FleetEngine {
     const update = async (url: string, path: string, body: object, signal: AbortSignal): Promise<LoraUpdateOutput & { status: number }> => {
       const response = await client.post(url, path, body, signal);
       if (response.status !== 200 && response.status !== 400) throw new ReplicaHttpError(response.status, path, await errorMessage(response));
-      const text = await response.text();
+      const text = await response.body.text();
       try {
         return { status: response.status, ...(JSON.parse(text) as LoraUpdateOutput) };
       } catch {
@@ -56,7 +57,7 @@ export class SglangEngine extends FleetEngine {
     return {
       async health(url, signal) {
         const response = await client.get(url, '/health', signal);
-        await response.body?.cancel();
+        await response.body.dump();
         if (!response.ok) throw new ReplicaHttpError(response.status, '/health', `SGLang answered ${response.status}`);
       },
       async adapters(url, signal) {
@@ -68,7 +69,7 @@ export class SglangEngine extends FleetEngine {
         const response = await client.get(url, '/metrics', signal);
         if (response.status === 404) return undefined;
         if (!response.ok) throw new ReplicaHttpError(response.status, '/metrics', await errorMessage(response));
-        const samples = samplesOf(await response.text(), GAUGES);
+        const samples = samplesOf(await response.body.text(), GAUGES);
         return { running: sumOf(samples, 'sglang:num_running_reqs') ?? 0, waiting: sumOf(samples, 'sglang:num_queue_reqs') ?? 0 };
       },
       async load(url, name, signal) {

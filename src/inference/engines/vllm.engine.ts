@@ -5,7 +5,8 @@ import { adapterServedName, FleetEngine, setConfigField } from '../fleet/fleet-e
 import type { ReplicaDriver } from '../fleet/fleet.js';
 import { samplesOf, sumOf } from '../fleet/prometheus-text.js';
 import type { EngineGauges } from '../fleet/replica.js';
-import { AdapterRejectedError, CapacityRefusedError, errorMessage, ReplicaHttpError } from '../fleet/remote-client.js';
+import { AdapterRejectedError, CapacityRefusedError, ReplicaHttpError } from '../fleet/remote-client.js';
+import { errorMessage } from './engine-http.js';
 
 type VllmConfig = Extract<EngineConfig, { type: 'vllm' }>;
 
@@ -62,7 +63,7 @@ export class VllmEngine extends FleetEngine {
     return {
       async health(url, signal) {
         const response = await client.get(url, '/health', signal);
-        await response.body?.cancel();
+        await response.body.dump();
         if (!response.ok) throw new ReplicaHttpError(response.status, '/health', `vLLM answered ${response.status}`);
       },
       async adapters(url, signal) {
@@ -73,14 +74,14 @@ export class VllmEngine extends FleetEngine {
         const response = await client.get(url, '/metrics', signal);
         if (response.status === 404) return undefined;
         if (!response.ok) throw new ReplicaHttpError(response.status, '/metrics', await errorMessage(response));
-        return vllmGauges(await response.text());
+        return vllmGauges(await response.body.text());
       },
       async load(url, name, signal) {
         const path = '/v1/load_lora_adapter';
         // Absolute: vLLM would resolve a relative path against its own working directory.
         const response = await client.post(url, path, { lora_name: name, lora_path: resolve(adapterDir, name) }, signal);
         if (response.ok) {
-          await response.text();
+          await response.body.text();
           return;
         }
         const message = await errorMessage(response);
@@ -97,7 +98,7 @@ export class VllmEngine extends FleetEngine {
         const path = '/v1/unload_lora_adapter';
         const response = await client.post(url, path, { lora_name: name }, signal);
         if (response.ok || response.status === 404) {
-          await response.text();
+          await response.body.text();
           return;
         }
         throw new ReplicaHttpError(response.status, path, await errorMessage(response));

@@ -20,7 +20,8 @@ import type {
   Usage,
 } from '../engine.js';
 import { Fleet, NoReplicaError, type Lease, type ReplicaDriver } from './fleet.js';
-import { errorMessage, isReplicaFailure, messageOf, RemoteClient, ReplicaHttpError, StreamCutError, untilAborted } from './remote-client.js';
+import { errorBodyMessage, errorMessage, sseData, transportFailure, type EngineResponse } from '../engines/engine-http.js';
+import { isReplicaFailure, RemoteClient, ReplicaHttpError, StreamCutError, untilAborted } from './remote-client.js';
 
 const DEFAULT_TIMEOUT_MS = 120_000;
 const DEFAULT_REFRESH_MS = 2_000;
@@ -122,7 +123,7 @@ export abstract class FleetEngine implements InferenceEngine {
 
   async close(): Promise<void> {
     this.fleet.stop();
-    this.client.closing.abort();
+    await this.client.close();
   }
 
   /**
@@ -145,8 +146,9 @@ export abstract class FleetEngine implements InferenceEngine {
         if (error instanceof NoReplicaError) throw new ApiError('engineUnavailable', `${this.label}: no replica left to try`);
         throw error;
       }
-      // Each attempt has the whole timeout: a retry after a timed-out replica still has time to answer.
-      const signal = AbortSignal.any([callerSignal, AbortSignal.timeout(this.client.timeoutMs), this.client.closing.signal]);
+      // The caller's signal alone: timeouts and close() are the pools' (AbortSignal.any on the engine's long-lived
+      // signal kept an entry per call on it), and each attempt gets the whole timeout.
+      const signal = callerSignal;
       try {
         const result = await attempt(lease, signal);
         this.fleet.release(lease, 'served');
@@ -191,7 +193,7 @@ export abstract class FleetEngine implements InferenceEngine {
       throw new (missing ? AdapterMissingError : ReplicaHttpError)(response.status, path, message);
     }
     if (!stream) {
-      const body = (await response.json()) as CompletionBody;
+      const body = (await response.body.json()) as CompletionBody;
       const choice = body.choices?.[0];
       return { text: choice?.text ?? '', usage: toUsage(body.usage), finishReason: toFinishReason(choice?.finish_reason) };
     }
@@ -237,13 +239,10 @@ export abstract class FleetEngine implements InferenceEngine {
     const at = `${this.label} at ${url}`;
     if (error instanceof ApiError) return error;
     if (error instanceof ReplicaHttpError) return new ApiError('engineUnavailable', `${at} answered ${error.status} to ${error.path}: ${error.message}`);
-    if (this.client.closing.signal.aborted) return new ApiError('engineUnavailable', `${at}: the engine is closed`);
-    const { name, cause } = (error ?? {}) as { name?: unknown; cause?: { code?: unknown; message?: unknown } | null };
-    if (name === 'TimeoutError') return new ApiError('timeout', `${at} did not answer within ${this.client.timeoutMs} ms`);
-    if (name === 'TypeError' && typeof cause === 'object' && cause !== null) {
-      return new ApiError('engineUnavailable', `${at} is unreachable (${String(cause.code ?? cause.message)})`);
-    }
-    return error;
+    if (this.client.closed) return new ApiError('engineUnavailable', `${at}: the engine is closed`);
+    const failure = transportFailure(error, this.client.timeoutMs);
+    if (failure === undefined) return error;
+    return new ApiError(failure.timeout ? 'timeout' : 'engineUnavailable', `${at} ${failure.message}`);
   }
 }
 
@@ -254,50 +253,32 @@ export async function setConfigField(path: string, field: string, value: unknown
   await writeFile(path, JSON.stringify(config, null, 2));
 }
 
-/** Reads an OpenAI-style SSE stream (`data: <json>\n\n` events, then `data: [DONE]`), whose chunks can split anywhere. */
+/** Reads an OpenAI-style SSE stream (`data: <json>` events, then `data: [DONE]`). */
 async function readStream(
-  response: Response,
+  response: EngineResponse,
   path: string,
   signal: AbortSignal,
   progress: Progress,
   onText: (piece: string) => void,
 ): Promise<GenerationResult> {
-  const decoder = new TextDecoder();
-  let buffer = '';
   let finishReason: string | null | undefined;
-  for await (const bytes of response.body ?? []) {
-    buffer = (buffer + decoder.decode(bytes, { stream: true })).replace(/\r\n/g, '\n');
-    let end: number;
-    while ((end = buffer.indexOf('\n\n')) >= 0) {
-      // Events already received are not handed on once the caller has gone.
-      signal.throwIfAborted();
-      const data = eventData(buffer.slice(0, end));
-      buffer = buffer.slice(end + 2);
-      if (data === undefined) continue;
-      if (data === '[DONE]') return { text: progress.text, usage: progress.usage ?? ZERO_USAGE, finishReason: toFinishReason(finishReason) };
-      const chunk = JSON.parse(data) as CompletionBody & { object?: unknown };
-      // A failure after the 200 went out arrives as an event: `{"error": {...}}` (SGLang: `{"object": "error", ...}`).
-      if (chunk.error !== undefined || chunk.object === 'error') throw new ReplicaHttpError(response.status, path, messageOf(chunk) ?? data);
-      if (chunk.usage) progress.usage = toUsage(chunk.usage);
-      const choice = chunk.choices?.[0];
-      if (choice?.text) {
-        progress.text += choice.text;
-        progress.started = true;
-        onText(choice.text);
-      }
-      if (choice?.finish_reason) finishReason = choice.finish_reason;
+  for await (const data of sseData(response.body)) {
+    // Events already received are not handed on once the caller has gone.
+    signal.throwIfAborted();
+    if (data === '[DONE]') return { text: progress.text, usage: progress.usage ?? ZERO_USAGE, finishReason: toFinishReason(finishReason) };
+    const chunk = JSON.parse(data) as CompletionBody & { object?: unknown };
+    // A failure after the 200 went out arrives as an event: `{"error": {...}}` (SGLang: `{"object": "error", ...}`).
+    if (chunk.error !== undefined || chunk.object === 'error') throw new ReplicaHttpError(response.status, path, errorBodyMessage(chunk) ?? data);
+    if (chunk.usage) progress.usage = toUsage(chunk.usage);
+    const choice = chunk.choices?.[0];
+    if (choice?.text) {
+      progress.text += choice.text;
+      progress.started = true;
+      onText(choice.text);
     }
+    if (choice?.finish_reason) finishReason = choice.finish_reason;
   }
   throw new StreamCutError(response.status, path, 'the stream ended before data: [DONE]');
-}
-
-/** The `data:` lines of one SSE event, joined; undefined for an event without data (a comment, say). */
-function eventData(event: string): string | undefined {
-  const lines = event
-    .split('\n')
-    .filter((line) => line.startsWith('data:'))
-    .map((line) => line.slice(line.startsWith('data: ') ? 6 : 5));
-  return lines.length === 0 ? undefined : lines.join('\n');
 }
 
 function samplingFields(sampling: SamplingOptions): Record<string, number | undefined> {

@@ -11,6 +11,7 @@ import { BAD_ADAPTER_CASES, validAdapter } from '../../fixtures/bad-adapters.js'
 import { buildPeftAdapter } from '../../../src/demo/peft-adapter.js';
 import { call, createAccount, startTestApp, type TestAccount, type TestApp } from '../../helpers/app.js';
 import { testStorage, upload } from '../../helpers/uploads.js';
+import { ObjectStorage } from '../../../src/storage/object-storage.js';
 import type { TestBucket } from '../../helpers/s3-bucket.js';
 
 const LLAMA = '@cf/meta-llama/llama-2-7b-chat-hf-lora';
@@ -18,6 +19,12 @@ const SMALL = '@cf/test/small-limit-lora';
 const SMALL_LIMIT = 300_000;
 const architecture = (name: string) => BUILTIN_MODELS.find((m) => m.name === name)!.architecture!;
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+
+async function collect(stream: AsyncIterable<unknown>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
 
 let t: TestApp;
 let acme: TestAccount;
@@ -89,14 +96,14 @@ describe('valid adapters for every built-in LoRA base become ready', () => {
     });
     const got = await call<{ status: string }>(t.baseUrl, 'GET', `/accounts/${acme.id}/ai/finetunes/${finetune.id}`, { token: acme.token });
     expect(got.body.result.status).toBe('ready');
-    const keys = await s3.list(`accounts/${acme.id}/finetunes/${finetune.id}/`);
-    expect(keys.sort()).toEqual(
-      [
-        `accounts/${acme.id}/finetunes/${finetune.id}/${sha256(configJson)}/adapter_config.json`,
-        `accounts/${acme.id}/finetunes/${finetune.id}/${sha256(safetensors)}/adapter_model.safetensors`,
-      ].sort(),
-    );
-    expect(sha256(Buffer.concat(await streamChunks(await s3.read(keys.find((k) => k.endsWith('.safetensors'))!))))).toBe(sha256(safetensors));
+    // Each file is stored once, at the key its row holds, with the bytes its row's sha256 describes.
+    const rows = await prisma.finetuneAsset.findMany({ where: { finetuneId: finetune.id }, orderBy: { fileName: 'asc' } });
+    expect(rows.map((row) => [row.fileName, row.sha256])).toEqual([
+      ['adapter_config.json', sha256(configJson)],
+      ['adapter_model.safetensors', sha256(safetensors)],
+    ]);
+    expect((await s3.list(`accounts/${acme.id}/finetunes/${finetune.id}/`)).sort()).toEqual(rows.map((row) => row.storageKey).sort());
+    for (const row of rows) expect(sha256(Buffer.concat(await streamChunks(await s3.read(row.storageKey))))).toBe(row.sha256);
   }, 60_000);
 });
 
@@ -220,7 +227,10 @@ describe('lifecycle', () => {
     expect((await upload(t.baseUrl, acme, finetune.id, 'adapter_config.json', v1.config)).status).toBe(200);
     expect((await upload(t.baseUrl, acme, finetune.id, 'adapter_config.json', v2.config)).status).toBe(200);
     const prefix = `accounts/${acme.id}/finetunes/${finetune.id}/`;
-    expect(await s3.list(prefix)).toEqual([`${prefix}${sha256(v2.config)}/adapter_config.json`]);
+    const [row] = await prisma.finetuneAsset.findMany({ where: { finetuneId: finetune.id } });
+    expect(row).toMatchObject({ fileName: 'adapter_config.json', sha256: sha256(v2.config), storageKey: expect.stringMatching(`^${prefix}`) });
+    expect(await s3.list(prefix)).toEqual([row!.storageKey]);
+    expect(await collect(await s3.read(row!.storageKey))).toEqual(Buffer.from(v2.config));
     expect((await upload(t.baseUrl, acme, finetune.id, 'adapter_model.safetensors', v2.safetensors)).status).toBe(200);
     expect(await statusOf(finetune.id)).toBe('ready');
 
@@ -275,6 +285,15 @@ describe('lifecycle', () => {
 
   it('a client that disconnects mid-upload leaves no row and no object', async () => {
     const finetune = await newFinetune(acme);
+    // Observes (without altering) the app's storage upload, to know when the server has given up on it.
+    const storage = t.app.get(ObjectStorage);
+    const original = storage.upload.bind(storage);
+    const outcomes: Promise<unknown>[] = [];
+    storage.upload = (...args) => {
+      const attempt = original(...args);
+      outcomes.push(attempt.then(() => 'stored', () => 'failed'));
+      return attempt;
+    };
     const big = buildPeftAdapter({ architecture: arch, r: 8, loraAlpha: 16, targetModules: ['q_proj', 'v_proj'], dtype: 'F32', seed: 5 });
     const boundary = 'x-boundary-456';
     await new Promise<void>((resolve) => {
@@ -288,18 +307,20 @@ describe('lifecycle', () => {
         `--${boundary}\r\nContent-Disposition: form-data; name="file_name"\r\n\r\nadapter_model.safetensors\r\n` +
           `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n`,
       );
-      // Well past the first multipart part (8 MiB), then gone.
+      // Well past the first multipart part (5 MiB), then gone.
       req.write(big.safetensors.subarray(0, 12 * 1024 * 1024), () => setTimeout(() => {
         req.destroy();
         resolve();
       }, 300));
     });
     // The abort completes asynchronously on the server; wait for it to settle.
-    const deadline = Date.now() + 10_000;
-    while ((await s3.list(`accounts/${acme.id}/uploads/`)).length > 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 200));
+    try {
+      const deadline = Date.now() + 10_000;
+      while (outcomes.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(await Promise.all(outcomes)).toEqual(['failed']);
+    } finally {
+      storage.upload = original;
     }
-    expect(await s3.list(`accounts/${acme.id}/uploads/`)).toEqual([]);
     expect(await s3.list(`accounts/${acme.id}/finetunes/${finetune.id}/`)).toEqual([]);
     expect(await prisma.finetuneAsset.count({ where: { finetuneId: finetune.id } })).toBe(0);
   }, 30_000);

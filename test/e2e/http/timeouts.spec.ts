@@ -53,9 +53,10 @@ function trickle(head: string, pieces: string[], everyMs: number): Trickle {
   socket.setEncoding('utf8');
   socket.on('data', (data: string) => (received += data));
   socket.on('error', () => undefined);
-  socket.write(head);
+  // latin1: pieces may carry binary bytes one char each (a multipart body), which utf8 would re-encode.
+  socket.write(head, 'latin1');
   const timer = setInterval(() => {
-    if (written < pieces.length && !socket.destroyed) socket.write(pieces[written++]!);
+    if (written < pieces.length && !socket.destroyed) socket.write(pieces[written++]!, 'latin1');
   }, everyMs);
   const closed = new Promise<string>((resolve) => socket.on('close', () => {
     clearInterval(timer);

@@ -43,6 +43,16 @@ async function readyz(app: TestApp) {
   return { status: response.status, body: (await response.json()) as { status: string; checks: Record<string, unknown> } };
 }
 
+/** Polls /readyz while the llama.cpp models load at start-up (they report 'the model is still loading' until then). */
+async function loaded(app: TestApp, model: string) {
+  for (let i = 0; i < 60; i++) {
+    const { body } = await readyz(app);
+    const engine = (body.checks.engines as Record<string, string>)[model];
+    if (engine !== 'the model is still loading') return;
+  }
+  throw new Error(`${model} still loading`);
+}
+
 const remoteModel = (name: string, base_url: string) => ({
   name,
   architecture: buildTinyModel(TINY_MODELS[0]!.spec).architecture,
@@ -70,6 +80,7 @@ describe('probes', () => {
   });
 
   it('/readyz answers 200 once the database, the storage and every configured engine answer', async () => {
+    for (const model of [TINY_LLAMA, TINY_GEMMA, SINGLE]) await loaded(t, model);
     expect(await readyz(t)).toEqual({
       status: 200,
       body: {
@@ -94,6 +105,7 @@ describe('probes', () => {
     const app = await startTestApp({ MODELS_FILE: broken.modelsFile, CACHE_DIR: join(broken.dir, 'cache') });
     try {
       const missing = join(broken.dir, 'tiny-gemma.gguf');
+      await loaded(app, TINY_LLAMA);
       await rm(missing);
       const started = Date.now();
       const { status, body } = await readyz(app);

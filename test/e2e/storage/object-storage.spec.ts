@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { HeadObjectCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateMultipartUploadCommand, HeadObjectCommand, ListMultipartUploadsCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
 import { ApiError } from '../../../src/common/errors.js';
 import type { ObjectStorageOptions } from '../../../src/config/app-config.js';
 import { assetKey, ObjectStorage } from '../../../src/storage/object-storage.js';
@@ -72,15 +72,18 @@ async function collect(stream: Readable): Promise<Buffer> {
 /**
  * s3rver 3.7 implements neither AbortMultipartUpload (405) nor ListMultipartUploads (501). This proxy in front
  * of it answers both from the multipart uploads it has seen pass, as S3 would, and forwards everything else,
- * so the tests can check that no multipart upload is left open. It also records DeleteObjects batch sizes. It also counts DeleteObjects batches.
+ * so the tests can check that no multipart upload is left open. It also records DeleteObjects batch sizes.
+ * `failParts` answers UploadPart with 500 (a storage failure mid-upload); `refuseAborts` answers
+ * AbortMultipartUpload as s3rver itself does (405).
  */
 class MultipartProxy {
   readonly initiated: string[] = [];
   readonly completed: string[] = [];
   readonly aborted: string[] = [];
   readonly deleteBatchSizes: number[] = [];
-  deleteBatches = 0;
-  private readonly open = new Map<string, string>();
+  failParts = false;
+  refuseAborts = false;
+  private readonly open = new Map<string, { key: string; initiated: Date }>();
   private readonly server: Server = createServer((req, res) => this.handle(req, res));
   private readonly upstream = new URL(endpoint);
 
@@ -102,6 +105,7 @@ class MultipartProxy {
 
     if (req.method === 'DELETE' && uploadId !== null) {
       req.resume();
+      if (this.refuseAborts) return xml(res, 405, '<Error><Code>MethodNotAllowed</Code></Error>');
       if (!this.open.delete(uploadId)) return xml(res, 404, '<Error><Code>NoSuchUpload</Code></Error>');
       this.aborted.push(key);
       res.writeHead(204).end();
@@ -111,12 +115,15 @@ class MultipartProxy {
       req.resume();
       const prefix = url.searchParams.get('prefix') ?? '';
       const uploads = [...this.open]
-        .filter(([, openKey]) => openKey.startsWith(prefix))
-        .map(([id, openKey]) => `<Upload><Key>${openKey}</Key><UploadId>${id}</UploadId></Upload>`);
+        .filter(([, upload]) => upload.key.startsWith(prefix))
+        .map(([id, upload]) => `<Upload><Key>${upload.key}</Key><UploadId>${id}</UploadId><Initiated>${upload.initiated.toISOString()}</Initiated></Upload>`);
       return xml(res, 200, `<ListMultipartUploadsResult><Bucket>${bucketName}</Bucket>${uploads.join('')}</ListMultipartUploadsResult>`);
     }
 
-    if (req.method === 'POST' && url.searchParams.has('delete')) this.deleteBatches += 1;
+    if (req.method === 'PUT' && uploadId !== null && this.failParts) {
+      req.resume();
+      return xml(res, 500, '<Error><Code>InternalError</Code></Error>');
+    }
     if (req.method === 'POST' && url.searchParams.has('delete')) {
       let text = '';
       req.on('data', (chunk: Buffer) => (text += chunk.toString()));
@@ -132,7 +139,7 @@ class MultipartProxy {
           const ok = upstream.statusCode === 200;
           if (req.method === 'POST' && url.searchParams.has('uploads') && ok) {
             const id = /<UploadId>([^<]+)<\/UploadId>/.exec(body.toString())?.[1];
-            if (id !== undefined) this.open.set(id, key);
+            if (id !== undefined) this.open.set(id, { key, initiated: new Date() });
             this.initiated.push(key);
           }
           if (req.method === 'POST' && uploadId !== null && ok && this.open.delete(uploadId)) this.completed.push(key);
@@ -179,10 +186,8 @@ describe('ObjectStorage against s3rver', () => {
     rmSync(workDir, { recursive: true, force: true });
   });
 
-  it('builds content-addressed asset keys', () => {
-    expect(assetKey({ accountId: 'acc', finetuneId: 'ft', sha256: 'ab12', fileName: 'adapter_model.safetensors' })).toBe(
-      'accounts/acc/finetunes/ft/ab12/adapter_model.safetensors',
-    );
+  it('builds per-upload asset keys under the finetune', () => {
+    expect(assetKey({ accountId: 'acc', finetuneId: 'ft', uploadId: 'u1' })).toBe('accounts/acc/finetunes/ft/u1');
   });
 
   it('ensureBucket is idempotent and safe when racing another creator', async () => {
@@ -240,14 +245,6 @@ describe('ObjectStorage against s3rver', () => {
     expect(createHash('sha256').update(readFileSync(path)).digest('hex')).toBe(sha256Of(size));
     expect(readdirSync(workDir)).toEqual(['adapter.safetensors']);
   }, 60_000);
-
-  it('copies an object server-side', async () => {
-    const content = Buffer.from('weights');
-    await storage.upload('staging/ab.bin', Readable.from([content]));
-    await storage.copy('staging/ab.bin', 'final/x/ab.bin');
-    expect(await collect(await objects.read('final/x/ab.bin'))).toEqual(content);
-    expect((await objects.head('staging/ab.bin'))?.bytes).toBe(content.length);
-  });
 
   it('returns null from head for a missing key and deletes idempotently', async () => {
     expect(await objects.head('missing/nothing.bin')).toBeNull();
@@ -318,6 +315,49 @@ describe('ObjectStorage against s3rver', () => {
       controller.signal.reason,
     );
     expect(await objects.list('pre-aborted/')).toEqual([]);
+  });
+
+  it('a storage failure mid-upload aborts the multipart upload and reports the outage, even when the abort is refused', async () => {
+    proxy.failParts = true;
+    try {
+      const key = 'broken/adapter.safetensors';
+      const failure = await tracked.upload(key, generated(20 * MiB)).catch((error: unknown) => error);
+      expect(failure).toMatchObject({ error: 'storageUnavailable', status: 503 });
+      expect((failure as Error).message).toContain('InternalError');
+      expect(proxy.aborted).toContain(key);
+      expect(await openUploads('broken/')).toEqual([]);
+
+      // A server that answers AbortMultipartUpload with an error (as s3rver does): the upload's own error is kept.
+      proxy.refuseAborts = true;
+      const refused = await tracked.upload('refused/adapter.safetensors', generated(20 * MiB)).catch((error: unknown) => error);
+      expect(refused).toMatchObject({ error: 'storageUnavailable', status: 503 });
+      expect((refused as Error).message).toContain('upload of "refused/adapter.safetensors"');
+      expect(await openUploads('refused/')).toHaveLength(1);
+    } finally {
+      proxy.failParts = false;
+      proxy.refuseAborts = false;
+    }
+  }, 60_000);
+
+  it('aborts the incomplete multipart uploads initiated before a bound, keeping newer ones', async () => {
+    // As a killed process leaves them: initiated, one part stored, never completed nor aborted.
+    const started: string[] = [];
+    for (const key of ['left/a.safetensors', 'left/b.safetensors']) {
+      const { UploadId } = await raw.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+      await raw.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: chunkAt(0) }));
+      started.push(key);
+    }
+    expect(await openUploads('left/')).toHaveLength(2);
+
+    expect(await tracked.abortIncompleteUploads('left/', new Date(Date.now() - 60_000))).toBe(0);
+    expect(await openUploads('left/')).toHaveLength(2);
+    expect(await tracked.abortIncompleteUploads('left/', new Date(Date.now() + 1_000))).toBe(2);
+    expect(proxy.aborted).toEqual(expect.arrayContaining(started));
+    expect(await openUploads('left/')).toEqual([]);
+  });
+
+  it('reports a server that cannot list multipart uploads (s3rver itself) as unsupported', async () => {
+    expect(await storage.abortIncompleteUploads('left/', new Date())).toBeUndefined();
   });
 
   it('reports an unreachable endpoint as storageUnavailable', async () => {

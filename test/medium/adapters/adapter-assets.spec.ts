@@ -71,23 +71,27 @@ const adapter = (seed: number, r = 8) =>
 let counter = 0;
 const newFinetune = async () => (await finetunes.create(accountId, { model: LLAMA, name: `ft-${++counter}` })).id;
 const keysOf = (finetuneId: string) => bucket.list(`accounts/${accountId}/finetunes/${finetuneId}/`);
-const stagingKeys = () => bucket.list(`accounts/${accountId}/uploads/`);
+/** The key each stored file's row holds, by file name. */
+const rowKeys = async (finetuneId: string) =>
+  Object.fromEntries((await prisma.finetuneAsset.findMany({ where: { finetuneId } })).map((row) => [row.fileName, row.storageKey]));
 
 describe('AdapterAssetsService', () => {
-  it('stages an upload, then stores it under its content address and records it; both files make it ready', async () => {
+  it('stores an upload under a key of its own and records it with its sha256; both files make it ready', async () => {
     const id = await newFinetune();
     const { configJson, safetensors } = adapter(1);
     const config = await assets.upload(accountId, id, form('adapter_config.json', configJson));
     expect(config.result).toMatchObject({ finetune_id: id, file_name: 'adapter_config.json', bytes: configJson.length, sha256: sha256(configJson) });
-    expect(await keysOf(id)).toEqual([`accounts/${accountId}/finetunes/${id}/${sha256(configJson)}/adapter_config.json`]);
+    const configKey = (await rowKeys(id))['adapter_config.json']!;
+    expect(configKey).toMatch(new RegExp(`^accounts/${accountId}/finetunes/${id}/[0-9a-f-]{36}$`));
+    expect(await keysOf(id)).toEqual([configKey]);
     expect((await prisma.finetune.findUniqueOrThrow({ where: { id } })).status).toBe('pending');
 
     await assets.upload(accountId, id, form('adapter_model.safetensors', safetensors));
-    expect((await keysOf(id)).sort()).toEqual(
-      [`${sha256(configJson)}/adapter_config.json`, `${sha256(safetensors)}/adapter_model.safetensors`].map((k) => `accounts/${accountId}/finetunes/${id}/${k}`).sort(),
-    );
+    const keys = await rowKeys(id);
+    expect(keys['adapter_config.json']).toBe(configKey);
+    expect((await keysOf(id)).sort()).toEqual([configKey, keys['adapter_model.safetensors']!].sort());
     expect((await prisma.finetune.findUniqueOrThrow({ where: { id } })).status).toBe('ready');
-    expect(await stagingKeys()).toEqual([]);
+    expect(await bucket.list(`accounts/${accountId}/`)).toHaveLength(2);
   });
 
   it('replacing a file before the finetune is ready deletes the old object and keeps one row', async () => {
@@ -96,8 +100,11 @@ describe('AdapterAssetsService', () => {
     const second = Buffer.from(first.toString().replace('"lora_alpha": 16', '"lora_alpha": 32'));
     expect(sha256(second)).not.toBe(sha256(first));
     await assets.upload(accountId, id, form('adapter_config.json', first));
+    const firstKey = (await rowKeys(id))['adapter_config.json'];
     await assets.upload(accountId, id, form('adapter_config.json', second));
-    expect(await keysOf(id)).toEqual([`accounts/${accountId}/finetunes/${id}/${sha256(second)}/adapter_config.json`]);
+    const secondKey = (await rowKeys(id))['adapter_config.json'];
+    expect(secondKey).not.toBe(firstKey);
+    expect(await keysOf(id)).toEqual([secondKey]);
     const rows = await prisma.finetuneAsset.findMany({ where: { finetuneId: id } });
     expect(rows.map((row) => row.sha256)).toEqual([sha256(second)]);
   });
@@ -106,6 +113,7 @@ describe('AdapterAssetsService', () => {
     const id = await newFinetune();
     const { configJson } = adapter(3);
     await assets.upload(accountId, id, form('adapter_config.json', configJson));
+    const configKey = (await rowKeys(id))['adapter_config.json'];
     // Weights of rank 4 against a config of rank 8.
     const { safetensors } = adapter(3, 4);
     await expect(assets.upload(accountId, id, form('adapter_model.safetensors', safetensors))).rejects.toMatchObject({
@@ -115,8 +123,7 @@ describe('AdapterAssetsService', () => {
     await expect(assets.upload(accountId, id, form('adapter_config.json', hostile))).rejects.toMatchObject({
       message: expect.stringContaining('lookahead and lookbehind assertions are not supported'),
     });
-    expect(await keysOf(id)).toEqual([`accounts/${accountId}/finetunes/${id}/${sha256(configJson)}/adapter_config.json`]);
+    expect(await keysOf(id)).toEqual([configKey]);
     expect((await prisma.finetuneAsset.findMany({ where: { finetuneId: id } })).map((row) => row.fileName)).toEqual(['adapter_config.json']);
-    expect(await stagingKeys()).toEqual([]);
   });
 });

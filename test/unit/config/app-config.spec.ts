@@ -69,6 +69,15 @@ describe('loadConfig', () => {
     expect(loadConfig({ ...base, S3_BUCKET: 'on-aws' }).storage.embedded).toBe(false);
   });
 
+  it('serves from one process unless WORKERS says otherwise, which needs a database server', () => {
+    expect(loadConfig(base).workers).toBe(1);
+    expect(loadConfig({ ...base, WORKERS: '4' }).workers).toBe(4);
+    expect(() => loadConfig({ WORKERS: '2' })).toThrow(/WORKERS=2 needs DATABASE_URL: the embedded database \(PGlite\) serves one process/);
+    expect(loadConfig({ WORKERS: '1' }).workers).toBe(1);
+    expect(() => loadConfig({ ...base, WORKERS: '0' })).toThrow(/WORKERS must be an integer from 1 to 256, got "0"/);
+    expect(() => loadConfig({ ...base, WORKERS: 'all' })).toThrow(/WORKERS must be an integer/);
+  });
+
   it.each([
     [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL must use postgresql:/],
     [{ DATABASE_URL: 'not a url' }, /DATABASE_URL must be a URL/],

@@ -2,7 +2,7 @@
  * LlamaCppEngine against real tiny GGUF models and PEFT adapters: caching, context management, sampling,
  * streaming, stop strings, aborts, and equality with a model that has the adapter merged into its weights.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { getLlama, LlamaLogLevel, type Token } from 'node-llama-cpp';
@@ -282,22 +282,60 @@ describe('generation controls (tiny llama)', () => {
   });
 });
 
-describe('contexts', () => {
-  it('with max_contexts 1, concurrent requests for different adapters queue and both complete', async () => {
-    const engine = await engineFor('llama', { max_contexts: 1 });
-    const one = request('llama', { adapter: adapter('tiny-llama-qv') });
-    const two = request('llama', { adapter: adapter('tiny-llama-all-rslora') });
-    const [a, b, c] = await Promise.all([engine.generate(one), engine.generate(two), engine.generate(request('llama'))]);
-    expect((await engine.generate(one)).text).toBe(a.text);
-    expect((await engine.generate(two)).text).toBe(b.text);
-    expect((await engine.generate(request('llama'))).text).toBe(c.text);
-    expect(new Set([a.text, b.text, c.text]).size).toBe(3);
+describe('scheduling', () => {
+  /** Runs the requests at once, recording when each streams a piece and when it ends. */
+  async function together(engine: LlamaCppEngine, requests: Record<string, GenerationRequest>) {
+    const events: string[] = [];
+    const results = await Promise.all(
+      Object.entries(requests).map(async ([name, req]) => {
+        const result = await engine.generate(req, () => events.push(`${name}:piece`));
+        events.push(`${name}:end`);
+        return [name, result] as const;
+      }),
+    );
+    return { events, results: Object.fromEntries(results) };
+  }
+  const firstPiece = (events: string[], name: string) => events.indexOf(`${name}:piece`);
+  const end = (events: string[], name: string) => events.indexOf(`${name}:end`);
+
+  it('runs requests on the same adapter together, each with the text it has alone', async () => {
+    const engine = await engineFor('llama');
+    const qv = adapter('tiny-llama-qv');
+    const prompts = ['<s>[INST] hello world [/INST]', '<s>[INST] is the world ok? [/INST]', '<s>[INST] hi [/INST]'];
+    const alone = [];
+    for (const prompt of prompts) alone.push((await engine.generate(request('llama', { prompt, adapter: qv, maxTokens: 30 }))).text);
+    const { events, results } = await together(
+      engine,
+      Object.fromEntries(prompts.map((prompt, i) => [`r${i}`, request('llama', { prompt, adapter: qv, maxTokens: 30 })])),
+    );
+    for (const [i, text] of alone.entries()) expect(results[`r${i}`].text).toBe(text);
+    // Every request streams before any of them ends: they were decoded side by side, not one after the other.
+    for (const a of ['r0', 'r1', 'r2']) for (const b of ['r0', 'r1', 'r2']) expect(firstPiece(events, a)).toBeLessThan(end(events, b));
   });
 
-  it('a request aborted while queued returns at once', async () => {
-    const engine = await engineFor('llama', { max_contexts: 1 });
+  it('gives adapters turns: a request on another adapter (or the base) is not held back by a busy one', async () => {
+    const engine = await engineFor('llama');
+    const busy = (i: number) => request('llama', { adapter: adapter('tiny-llama-qv'), maxTokens: 200, stop: [], prompt: `<s>[INST] ${i} [/INST]` });
+    const other = request('llama', { adapter: adapter('tiny-llama-all-rslora'), maxTokens: 8 });
+    const base = request('llama', { maxTokens: 8 });
+    const otherAlone = (await engine.generate(other)).text;
+    const baseAlone = (await engine.generate(base)).text;
+    const { events, results } = await together(engine, { b0: busy(0), b1: busy(1), b2: busy(2), other, base });
+    expect(results.other.text).toBe(otherAlone);
+    expect(results.base.text).toBe(baseAlone);
+    for (const short of ['other', 'base']) {
+      for (const long of ['b0', 'b1', 'b2']) expect(end(events, short)).toBeLessThan(end(events, long));
+    }
+  });
+
+  it('queues requests beyond `parallel`, and one aborted while queued returns at once', async () => {
+    const engine = await engineFor('llama', { parallel: 1 });
     const qv = request('llama', { adapter: adapter('tiny-llama-qv') });
-    await engine.generate(qv); // converted already: the next request for it goes straight to the queue
+    const alone = await engine.generate(qv); // converted already: the next request for it goes straight to the queue
+    const [a, b] = await Promise.all([engine.generate(qv), engine.generate(request('llama'))]);
+    expect(a.text).toBe(alone.text);
+    expect(b.text).not.toBe(a.text);
+
     const busy = new AbortController();
     const running = engine.generate(request('llama', { maxTokens: 400, signal: busy.signal }));
     const queued = new AbortController();
@@ -309,8 +347,23 @@ describe('contexts', () => {
     expect((await running).finishReason).toBe('aborted');
   });
 
-  it('reloads the model when evicted adapters retained by llama.cpp exceed the budget', async () => {
-    const engine = await engineFor('llama', { max_contexts: 1 }, { retainedAdapterBytes: 0 });
+  it('an adapter llama.cpp cannot load fails its own requests with engineUnavailable, not the others', async () => {
+    const cacheDir = await mkdtemp(join(dir, 'cache-'));
+    const engine = await engineFor('llama', {}, { cacheDir });
+    const broken = { ...adapter('tiny-llama-qv'), version: 'broken' };
+    await mkdir(join(cacheDir, 'gguf'), { recursive: true });
+    await writeFile(join(cacheDir, 'gguf', 'broken.gguf'), 'not a gguf file');
+    const [failed, fine] = await Promise.allSettled([
+      engine.generate(request('llama', { adapter: broken })),
+      engine.generate(request('llama', { adapter: adapter('tiny-llama-qv') })),
+    ]);
+    expect(failed.status === 'rejected' && failed.reason).toMatchObject({ error: 'engineUnavailable' });
+    expect(failed.status === 'rejected' && (failed.reason as Error).message).toMatch(/adapter broken/);
+    expect(fine.status).toBe('fulfilled');
+  });
+
+  it('reloads the model when adapters retained by llama.cpp exceed the budget, answering the same', async () => {
+    const engine = await engineFor('llama', {}, { retainedAdapterBytes: 0 });
     const one = request('llama', { adapter: adapter('tiny-llama-qv') });
     const first = await engine.generate(one);
     const other = request('llama', { adapter: adapter('tiny-llama-all-rslora') });

@@ -304,7 +304,8 @@ describe('VllmEngine', () => {
   });
 
   it('answers 408/3007 when vLLM takes longer than timeout_ms', async () => {
-    const server = await standIn({ chunkDelayMs: 200 });
+    // Between two chunks here; the HTTP pool checks its timeouts about every half second, so the pause is longer.
+    const server = await standIn({ chunkDelayMs: 1500 });
     const error = await rejection(engine(server, { timeout_ms: 100 }).generate(request(), () => undefined));
 
     expect(error).toMatchObject({ error: 'timeout', status: 408, code: 3007 });

@@ -1,0 +1,149 @@
+import { Pool, type Dispatcher } from 'undici';
+
+/** What an engine server answered: the status and a body that must be read (or dumped) to free the connection. */
+export interface EngineResponse {
+  status: number;
+  ok: boolean;
+  body: Dispatcher.ResponseData['body'];
+}
+
+export interface EngineHttpOptions {
+  /** How long the server may take to start answering, and to send the next bytes of an answer. */
+  timeoutMs: number;
+  /** Sent as a bearer token. */
+  apiKey?: string;
+}
+
+/** undici's error codes for a server that took longer than the timeout. */
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/**
+ * HTTP to one engine server (vLLM, SGLang: OpenAI-compatible servers) through an undici Pool of keep-alive
+ * connections for its origin. Global fetch builds WHATWG Request/Response objects and streams around every call;
+ * the pool's `request` does not, which is most of an engine call's CPU cost on a fast engine.
+ *
+ * Timeouts are the pool's (time to the answer's headers, then between its chunks), and close() destroys the pool,
+ * which fails whatever is in flight: so the only signal a request carries is its caller's, never a composed one.
+ */
+export class EngineHttp {
+  /** The server's URL as configured, without a trailing slash (for messages). */
+  readonly baseUrl: string;
+  private readonly pool: Pool;
+  private readonly prefix: string;
+  private readonly headers: Record<string, string>;
+  private destroyed = false;
+
+  constructor(baseUrl: string, options: EngineHttpOptions) {
+    this.baseUrl = baseUrl.replace(/\/+$/, '');
+    const url = new URL(this.baseUrl);
+    // A base URL may carry a path (a server behind a path-routing proxy): requests go under it.
+    this.prefix = url.pathname.replace(/\/+$/, '');
+    this.pool = new Pool(url.origin, { headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs });
+    this.headers = { 'content-type': 'application/json' };
+    if (options.apiKey) this.headers.authorization = `Bearer ${options.apiKey}`;
+  }
+
+  /** True once close() was called: in-flight and later requests fail. */
+  get closed(): boolean {
+    return this.destroyed;
+  }
+
+  /** POSTs `body` as JSON; `signal` (the caller's) aborts the request, its connection included. */
+  async postJson(path: string, body: object, signal?: AbortSignal): Promise<EngineResponse> {
+    const { statusCode, body: stream } = await this.pool.request({
+      path: this.prefix + path,
+      method: 'POST',
+      headers: this.headers,
+      body: JSON.stringify(body),
+      signal,
+    });
+    return { status: statusCode, ok: statusCode >= 200 && statusCode < 300, body: stream };
+  }
+
+  /** GETs `path` (probes: health, models, metrics). */
+  async get(path: string, signal?: AbortSignal): Promise<EngineResponse> {
+    const { statusCode, body } = await this.pool.request({ path: this.prefix + path, method: 'GET', headers: this.headers, signal });
+    return { status: statusCode, ok: statusCode >= 200 && statusCode < 300, body };
+  }
+
+  /** Ends in-flight requests (they fail) and the pool's connections. */
+  async close(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    await this.pool.destroy();
+  }
+}
+
+/**
+ * Why a request to an engine server failed, when it is the server's or the network's fault: it took longer than
+ * `timeoutMs` (`timeout`), or it cannot be reached (refused, reset, unresolvable). Undefined for anything else.
+ */
+export function transportFailure(error: unknown, timeoutMs: number): { timeout: boolean; message: string } | undefined {
+  // Fields, not instanceof: undici's errors may come from another realm under a test runner.
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof code !== 'string') return undefined;
+  if (TIMEOUT_CODES.has(code)) return { timeout: true, message: `did not answer within ${timeoutMs} ms` };
+  // undici's own socket failures (UND_ERR_SOCKET: "other side closed") and the system's (ECONNREFUSED, ENOTFOUND, ...).
+  if (code === 'UND_ERR_SOCKET') return { timeout: false, message: `is unreachable (${String(message)})` };
+  if (/^E[A-Z]+$/.test(code)) return { timeout: false, message: `is unreachable (${code})` };
+  return undefined;
+}
+
+/** The message of an OpenAI-compatible server's error body (vLLM, SGLang, or FastAPI under them); undefined if it has none. */
+export function errorBodyMessage(body: unknown): string | undefined {
+  if (typeof body !== 'object' || body === null) return undefined;
+  const { error, message, detail, error_message } = body as { error?: unknown; message?: unknown; detail?: unknown; error_message?: unknown };
+  // vLLM >= 0.10.1 nests {message, type, param, code} under `error`; SGLang and older vLLM answer it flat.
+  if (typeof error === 'object' && error !== null && typeof (error as { message?: unknown }).message === 'string') {
+    return (error as { message: string }).message;
+  }
+  // vLLM's API-key middleware answers {"error": "Unauthorized"}; FastAPI's own errors {"detail": ...}.
+  if (typeof error === 'string') return error;
+  if (typeof message === 'string') return message;
+  if (typeof detail === 'string') return detail;
+  // SGLang's LoRA updates: {"success": false, "error_message": ...}.
+  if (typeof error_message === 'string' && error_message !== '') return error_message;
+  return undefined;
+}
+
+/** Reads a non-2xx answer's message: the error body's, else its first 500 characters (a proxy's page, say). */
+export async function errorMessage(response: EngineResponse): Promise<string> {
+  const text = await response.body.text();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // Not JSON.
+  }
+  return errorBodyMessage(parsed) ?? (text.slice(0, 500) || `status ${response.status}`);
+}
+
+/**
+ * The `data` of each server-sent event of a body (`data: <json>\n\n` events, as OpenAI-compatible servers stream),
+ * whose chunks can split anywhere, mid-character included; events without data (comments) are skipped.
+ */
+export async function* sseData(body: AsyncIterable<Uint8Array>): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const bytes of body) {
+    buffer += decoder.decode(bytes, { stream: true });
+    if (buffer.includes('\r')) buffer = buffer.replace(/\r\n/g, '\n');
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const data = eventData(buffer.slice(0, end));
+      buffer = buffer.slice(end + 2);
+      if (data !== undefined) yield data;
+    }
+  }
+}
+
+/** The `data:` lines of one event, joined; undefined for an event without data. */
+function eventData(event: string): string | undefined {
+  let data: string | undefined;
+  for (const line of event.split('\n')) {
+    if (!line.startsWith('data:')) continue;
+    const value = line.slice(line.startsWith('data: ') ? 6 : 5);
+    data = data === undefined ? value : `${data}\n${value}`;
+  }
+  return data;
+}
