@@ -14,6 +14,8 @@ export interface EngineHttpOptions {
   apiKey?: string;
 }
 
+const IDLE_CONNECTION_MS = 2_000;
+
 /** undici's error codes for a server that took longer than the timeout. */
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 
@@ -38,7 +40,9 @@ export class EngineHttp {
     const url = new URL(this.baseUrl);
     // A base URL may carry a path (a server behind a path-routing proxy): requests go under it.
     this.prefix = url.pathname.replace(/\/+$/, '');
-    this.pool = new Pool(url.origin, { headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs });
+    // Idle connections close well before uvicorn's (vLLM's and SGLang's server) 5 s, which sends no Keep-Alive hint:
+    // a request must never go out on a connection the server is closing.
+    this.pool = new Pool(url.origin, { headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs, keepAliveTimeout: IDLE_CONNECTION_MS });
     this.headers = { 'content-type': 'application/json' };
     if (options.apiKey) this.headers.authorization = `Bearer ${options.apiKey}`;
   }

@@ -25,6 +25,7 @@ export function fleetMetrics(registers: Registry[], engines: { started(): Readon
     });
   counter('engine_replica_requests_total', 'Generation attempts placed on a replica (a retried request counts on both)', 'requests');
   counter('engine_replica_errors_total', 'Generation attempts that failed on a replica', 'errors');
+  counter('engine_replica_down_total', 'Times a replica was marked down (refused, reset, timed out, or answered 5xx)', 'downs');
   counter('engine_replica_adapter_loads_total', 'Adapters a replica loaded for this process', 'loads');
   counter('engine_replica_adapter_evictions_total', 'Adapters this process unloaded from a replica to make room', 'evictions');
 

@@ -128,7 +128,7 @@ export class Fleet {
    */
   async recover(lease: Lease, signal: AbortSignal): Promise<void> {
     lease.kind = 'evict';
-    if (lease.adapter !== undefined) lease.replica.held.delete(lease.adapter);
+    if (lease.adapter !== undefined) lease.replica.drop(lease.adapter);
     await untilAborted(this.readAdapters(lease.replica), signal);
     await this.prepare(lease, signal);
   }
@@ -163,7 +163,7 @@ export class Fleet {
         await untilAborted(replica.nextRelease(), signal);
         continue;
       }
-      replica.held.delete(victim);
+      replica.drop(victim);
       replica.counters.evictions++;
       const leaving = this.driver.unload(replica.url, victim, signal).finally(() => replica.leaving.delete(victim));
       replica.leaving.set(victim, leaving);
@@ -179,18 +179,32 @@ export class Fleet {
     replica.syncHeld(await this.driver.adapters(replica.url, this.stateSignal()), since);
   }
 
-  /** One probe: health first when down; then what it holds and its gauges. */
+  /**
+   * One probe: health first when down; then what it holds and its gauges. A healthy replica whose read failed is
+   * marked down only if its health check fails too: one failed read (say, on a keep-alive connection the server was
+   * closing) is no outage, and marking it down would send its adapters' traffic elsewhere meanwhile.
+   */
   private async refresh(replica: Replica): Promise<void> {
+    const wasDown = !replica.healthy;
     try {
-      if (!replica.healthy) {
-        await this.driver.health(replica.url, this.stateSignal());
-        replica.markUp();
-      }
-      const [, gauges] = await Promise.all([this.readAdapters(replica), this.driver.gauges(replica.url, this.stateSignal())]);
+      if (wasDown) await this.driver.health(replica.url, this.stateSignal());
+      const since = Date.now();
+      const [names, gauges] = await Promise.all([this.driver.adapters(replica.url, this.stateSignal()), this.driver.gauges(replica.url, this.stateSignal())]);
+      if (wasDown) replica.markUp(names, since);
+      else replica.syncHeld(names, since);
       if (gauges) replica.applyGauges(gauges);
     } catch (error) {
-      if (isReplicaFailure(error)) replica.markDown(networkCause(error) ?? (error as Error).message);
+      if (!isReplicaFailure(error)) return;
+      if (!wasDown && (await this.answersHealth(replica))) return;
+      replica.markDown(networkCause(error) ?? (error as Error).message);
     }
+  }
+
+  private answersHealth(replica: Replica): Promise<boolean> {
+    return this.driver.health(replica.url, this.stateSignal()).then(
+      () => true,
+      () => false,
+    );
   }
 
   private stateSignal(): AbortSignal {

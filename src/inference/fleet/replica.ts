@@ -5,6 +5,8 @@ export interface ReplicaCounters {
   requests: number;
   /** Attempts that failed there. */
   errors: number;
+  /** Times it was marked down (refused, reset or timed out; answered 5xx). */
+  downs: number;
   /** Adapters it loaded for this process (explicitly, or through its resolver on first use). */
   loads: number;
   /** Adapters this process unloaded from it to make room. */
@@ -45,9 +47,14 @@ export class Replica {
   active = new Set<string>();
   /** This process's in-flight requests per adapter: never evicted from under them. */
   private readonly using = new Map<string, number>();
+  /**
+   * Adapters this process took out of `held` (evicted, or found missing), with when: a list the replica sent
+   * before it unloaded one must not bring it back.
+   */
+  private readonly dropped = new Map<string, number>();
   private released?: Promise<void>;
   private onRelease: () => void = () => undefined;
-  readonly counters: ReplicaCounters = { requests: 0, errors: 0, loads: 0, evictions: 0, adapterRequests: 0, hits: 0 };
+  readonly counters: ReplicaCounters = { requests: 0, errors: 0, downs: 0, loads: 0, evictions: 0, adapterRequests: 0, hits: 0 };
 
   constructor(readonly url: string) {}
 
@@ -64,6 +71,12 @@ export class Replica {
 
   touch(name: string): void {
     this.held.set(name, Date.now());
+  }
+
+  /** Forgets that it holds `name` (this process is unloading it, or the replica said it has not got it). */
+  drop(name: string): void {
+    this.held.delete(name);
+    this.dropped.set(name, Date.now());
   }
 
   enter(adapter: string | undefined): void {
@@ -114,9 +127,10 @@ export class Replica {
   }
 
   /**
-   * Replaces what it holds with its own list (`GET /v1/models`). Timestamps of known adapters stay; newcomers
-   * (loaded by another process) count as least recently used; adapters this process touched after `since` (a load
-   * that answered after the list was read) or has a request on are kept.
+   * Replaces what it holds with its own list (`GET /v1/models`, read from `since` on). Timestamps of known adapters
+   * stay; newcomers (loaded by another process) count as least recently used; adapters this process touched after
+   * `since` (a load that answered after the list was read) or has a request on are kept; adapters it dropped after
+   * `since`, or is still unloading, are not taken back (the list may predate the unload).
    */
   syncHeld(names: readonly string[], since: number): void {
     const listed = new Set(names);
@@ -124,7 +138,13 @@ export class Replica {
       // A request of this process is on it with the adapter: in resolver mode the replica may not have loaded it yet.
       if (!listed.has(name) && used < since && !this.using.has(name)) this.held.delete(name);
     }
-    for (const name of listed) if (!this.held.has(name)) this.held.set(name, 0);
+    for (const name of listed) {
+      const dropped = this.dropped.get(name);
+      if (this.held.has(name) || this.leaving.has(name) || (dropped !== undefined && dropped >= since)) continue;
+      this.held.set(name, 0);
+    }
+    // Drops older than this list and no longer under way are what the list shows now.
+    for (const [name, at] of this.dropped) if (at < since && !this.leaving.has(name)) this.dropped.delete(name);
   }
 
   applyGauges(gauges: EngineGauges): void {
@@ -135,16 +155,20 @@ export class Replica {
   }
 
   markDown(reason: string): void {
+    if (this.healthy) this.counters.downs++;
     this.healthy = false;
     this.downReason = reason;
   }
 
-  /** Back after being down: it may have restarted, so nothing it held before is assumed. */
-  markUp(): void {
-    if (this.healthy) return;
+  /**
+   * Back after being down, with its list of adapters read `since` (it may have restarted: nothing it held before is
+   * assumed, and the engine's gauges wait for their next read). One synchronous step, so that no placement sees it
+   * healthy with a stale or empty list.
+   */
+  markUp(names: readonly string[], since: number): void {
+    this.active.clear();
+    this.syncHeld(names, since);
     this.healthy = true;
     this.downReason = undefined;
-    this.held.clear();
-    this.active.clear();
   }
 }

@@ -47,16 +47,17 @@ describe('three vLLM replicas, twenty adapters', () => {
       expect(replica.peakLoaded()).toBeLessThanOrEqual(MAX_LORAS);
       expect(replica.refusals()).toBe(0);
     }
-    // Hot adapters stay put: each is on exactly one replica.
-    for (const hot of names.slice(0, 3)) expect(holderOf(hot)).toHaveLength(1);
-
     const metrics = parsePrometheusText(await (await fetch(`${rootOf(fleet.t)}/metrics`)).text());
-    expect(sampleValue(metrics, 'engine_adapter_hit_ratio', { model: MODEL })).toBeGreaterThanOrEqual(0.85);
     const perReplica = (name: string) => replicas.reduce((sum, r) => sum + sampleValue(metrics, name, { model: MODEL, replica: r.url }), 0);
+    // No replica fell meanwhile (which would send its adapters' traffic elsewhere)...
+    expect([perReplica('engine_replica_down_total'), perReplica('engine_replica_errors_total')]).toEqual([0, 0]);
+    // ...so hot adapters stayed put: each is on exactly one replica.
+    for (const hot of names.slice(0, 3)) expect(holderOf(hot).map((r) => r.url)).toHaveLength(1);
+
+    expect(sampleValue(metrics, 'engine_adapter_hit_ratio', { model: MODEL })).toBeGreaterThanOrEqual(0.85);
     expect(perReplica('engine_replica_requests_total')).toBe(ADAPTERS + draws.length);
     expect(perReplica('engine_replica_adapter_loads_total')).toBe(totalLoads());
     expect(perReplica('engine_replica_adapter_evictions_total')).toBe(replicas.reduce((sum, r) => sum + r.unloads.length, 0));
-    expect(perReplica('engine_replica_errors_total')).toBe(0);
     expect(perReplica('engine_replica_in_flight')).toBe(0);
   });
 
@@ -103,6 +104,7 @@ describe('three vLLM replicas, twenty adapters', () => {
     const metrics = parsePrometheusText(await (await fetch(`${rootOf(fleet.t)}/metrics`)).text());
     expect(sampleValue(metrics, 'engine_replica_up', { model: MODEL, replica: victim!.url })).toBe(1);
     expect(sampleValue(metrics, 'engine_replica_errors_total', { model: MODEL, replica: victim!.url })).toBeGreaterThan(0);
+    expect(sampleValue(metrics, 'engine_replica_down_total', { model: MODEL, replica: victim!.url })).toBeGreaterThan(0);
   });
 
   it('two service processes on one database put an adapter where the other already placed it', async () => {

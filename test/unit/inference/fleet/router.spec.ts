@@ -106,12 +106,31 @@ describe('Replica', () => {
     ]);
   });
 
-  it('assumes nothing about adapters once it comes back from down', () => {
+  it('does not take back from an older list an adapter it dropped or is still unloading', () => {
     const r = new Replica('http://r');
-    r.held.set('x', 1);
+    r.held.set('evicted', 1).set('unloading', 2);
+    r.drop('evicted');
+    r.drop('unloading');
+    r.leaving.set('unloading', new Promise<void>(() => undefined));
+    // A list requested before the drops: both still on it.
+    r.syncHeld(['evicted', 'unloading'], 0);
+    expect([...r.held.keys()]).toEqual([]);
+    // A list requested after the drop, with the unload still under way: the unload decides.
+    r.syncHeld(['evicted', 'unloading'], Date.now() + 1);
+    expect([...r.held.keys()]).toEqual(['evicted']);
+    r.leaving.delete('unloading');
+    r.syncHeld(['evicted', 'unloading'], Date.now() + 2);
+    expect([...r.held.keys()]).toEqual(['evicted', 'unloading']);
+  });
+
+  it('comes back from down with its own list only, counting each fall once', () => {
+    const r = new Replica('http://r');
+    r.held.set('x', 1).set('y', 2);
+    r.active = new Set(['x']);
     r.markDown('ECONNRESET');
-    r.markUp();
-    expect(r.healthy).toBe(true);
-    expect(r.held.size).toBe(0);
+    r.markDown('ECONNREFUSED');
+    expect([r.healthy, r.counters.downs, r.downReason]).toEqual([false, 1, 'ECONNREFUSED']);
+    r.markUp(['y', 'z'], 10);
+    expect([r.healthy, r.downReason, [...r.held], r.holds('x')]).toEqual([true, undefined, [['y', 2], ['z', 0]], false]);
   });
 });
