@@ -15,9 +15,9 @@ import {
   type BucketLocationConstraint,
   type CreateBucketCommandInput,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { ApiError } from '../common/errors.js';
 import type { ObjectStorageOptions } from '../config/app-config.js';
+import { PartUpload } from './part-upload.js';
 
 export interface UploadOptions {
   contentType?: string;
@@ -25,9 +25,8 @@ export interface UploadOptions {
   metadata?: Record<string, string>;
 }
 
-// 5 MiB parts (S3's minimum), at most 2 in flight: an upload holds roughly 3 parts in memory whatever the body
-// size (~15 MiB, against ~24 MiB with 8 MiB parts); 10,000 parts of 5 MiB cover objects up to ~48 GiB, far above
-// any adapter limit.
+// 5 MiB parts (S3's minimum), at most 2 in flight: an upload holds 2 part buffers (10 MiB) whatever the body size;
+// 10,000 parts of 5 MiB cover objects up to ~48 GiB, far above any adapter limit.
 const PART_SIZE = 5 * 1024 * 1024;
 const QUEUE_SIZE = 2;
 const DELETE_BATCH = 1000;
@@ -104,52 +103,33 @@ export class ObjectStorage {
 
   async upload(key: string, body: Readable, opts: UploadOptions = {}): Promise<{ key: string; bytes: number }> {
     const { signal } = opts;
-    let bytes = 0;
     // The caller's own failure (body error or abort reason) is what upload() must rethrow, unchanged: taken from
-    // the stream's 'error' event, as reads cut short by lib-storage giving up fail with AbortErrors of its own.
+    // the stream's 'error' event, not from how reading it ended.
     let callerFailure: { error: unknown } | undefined;
     const onBodyError = (error: unknown): void => {
       callerFailure ??= { error };
     };
     body.once('error', onBodyError);
 
-    async function* counted(): AsyncGenerator<Buffer> {
-      // Not destroyed when lib-storage stops early (that would fail it with an AbortError); released below.
-      for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-        bytes += chunk.length;
-        yield chunk;
-      }
-    }
-
-    // Aborting ends the body with the abort reason instead of calling Upload.abort(): Upload.done() then
-    // rejects only once lib-storage has finished its in-flight parts, so the multipart upload is aborted after
-    // them, whereas Upload.abort() makes done() reject at once with parts still being sent.
+    // Aborting ends the body with the abort reason: the upload then fails once its parts in flight are over, so
+    // the multipart upload is aborted after them.
     const onAbort = (): void => {
       if (!body.destroyed && !body.readableEnded) body.destroy(signal?.reason);
     };
     if (signal?.aborted) onAbort();
     else signal?.addEventListener('abort', onAbort, { once: true });
 
-    const upload = new Upload({
-      client: this.client,
-      params: {
-        Bucket: this.bucket,
-        Key: key,
-        Body: Readable.from(counted(), { objectMode: false }),
-        ContentType: opts.contentType,
-        Metadata: opts.metadata,
-      },
-      partSize: PART_SIZE,
-      queueSize: QUEUE_SIZE,
-      // The multipart upload is aborted below instead: lib-storage's own abort, when the server refuses it,
-      // replaces the upload's error with the abort's.
-      leavePartsOnError: true,
-    });
+    const upload = new PartUpload(
+      this.client,
+      { Bucket: this.bucket, Key: key, ContentType: opts.contentType, Metadata: opts.metadata },
+      PART_SIZE,
+      QUEUE_SIZE,
+    );
 
     try {
-      await upload.done();
+      await upload.send(body);
     } catch (error) {
-      // lib-storage stops reading on failure; release the caller's stream (e.g. a request body).
+      // Reading stops on failure; release the caller's stream (e.g. a request body).
       body.destroy();
       if (upload.uploadId !== undefined) await this.abortMultipart(key, upload.uploadId);
       if (callerFailure !== undefined) throw callerFailure.error;
@@ -165,7 +145,7 @@ export class ObjectStorage {
       await this.delete(key);
       throw signal.reason;
     }
-    return { key, bytes };
+    return { key, bytes: upload.bytes };
   }
 
   /**

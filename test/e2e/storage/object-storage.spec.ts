@@ -14,6 +14,8 @@ import { TestBucket } from '../../helpers/s3-bucket.js';
 
 const MiB = 1024 * 1024;
 const CHUNK = 64 * 1024;
+// ObjectStorage's part size (S3's minimum).
+const PART = 5 * MiB;
 const BLOCK = randomBytes(CHUNK);
 const endpoint = process.env.TEST_S3_ENDPOINT as string;
 const bucket = `storage-spec-${process.pid}`;
@@ -74,15 +76,23 @@ async function collect(stream: Readable): Promise<Buffer> {
  * of it answers both from the multipart uploads it has seen pass, as S3 would, and forwards everything else,
  * so the tests can check that no multipart upload is left open. It also records DeleteObjects batch sizes.
  * `failParts` answers UploadPart with 500 (a storage failure mid-upload); `refuseAborts` answers
- * AbortMultipartUpload as s3rver itself does (405).
+ * AbortMultipartUpload as s3rver itself does (405); `holdParts` keeps UploadPart requests waiting, their bodies
+ * unread, until releaseParts() (a storage server slower than the client). It counts the parts in flight.
  */
 class MultipartProxy {
   readonly initiated: string[] = [];
   readonly completed: string[] = [];
   readonly aborted: string[] = [];
   readonly deleteBatchSizes: number[] = [];
+  /** The key of every part stored. */
+  readonly parts: string[] = [];
   failParts = false;
   refuseAborts = false;
+  holdParts = false;
+  partsInFlight = 0;
+  maxPartsInFlight = 0;
+  private readonly heldParts: (() => void)[] = [];
+  private readonly heldWaiters: { count: number; resolve: () => void }[] = [];
   private readonly open = new Map<string, { key: string; initiated: Date }>();
   private readonly server: Server = createServer((req, res) => this.handle(req, res));
   private readonly upstream = new URL(endpoint);
@@ -95,6 +105,20 @@ class MultipartProxy {
   async stop(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  get partsHeld(): number {
+    return this.heldParts.length;
+  }
+
+  whenPartsHeld(count: number): Promise<void> {
+    if (this.heldParts.length >= count) return Promise.resolve();
+    return new Promise((resolve) => this.heldWaiters.push({ count, resolve }));
+  }
+
+  releaseParts(): void {
+    this.holdParts = false;
+    for (const forward of this.heldParts.splice(0)) forward();
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
@@ -124,11 +148,28 @@ class MultipartProxy {
       req.resume();
       return xml(res, 500, '<Error><Code>InternalError</Code></Error>');
     }
+    if (req.method === 'PUT' && uploadId !== null) {
+      this.partsInFlight++;
+      this.maxPartsInFlight = Math.max(this.maxPartsInFlight, this.partsInFlight);
+      res.once('close', () => this.partsInFlight--);
+      if (this.holdParts) {
+        this.heldParts.push(() => this.forward(req, res, url, key, uploadId));
+        for (const waiter of this.heldWaiters.filter((w) => this.heldParts.length >= w.count)) {
+          this.heldWaiters.splice(this.heldWaiters.indexOf(waiter), 1);
+          waiter.resolve();
+        }
+        return;
+      }
+    }
     if (req.method === 'POST' && url.searchParams.has('delete')) {
       let text = '';
       req.on('data', (chunk: Buffer) => (text += chunk.toString()));
       req.on('end', () => this.deleteBatchSizes.push(text.split('<Key>').length - 1));
     }
+    this.forward(req, res, url, key, uploadId);
+  }
+
+  private forward(req: IncomingMessage, res: ServerResponse, url: URL, key: string, uploadId: string | null): void {
     const forwarded = request(
       { hostname: this.upstream.hostname, port: this.upstream.port, method: req.method, path: req.url, headers: req.headers },
       (upstream) => {
@@ -143,6 +184,7 @@ class MultipartProxy {
             this.initiated.push(key);
           }
           if (req.method === 'POST' && uploadId !== null && ok && this.open.delete(uploadId)) this.completed.push(key);
+          if (req.method === 'PUT' && uploadId !== null && ok) this.parts.push(key);
           res.writeHead(upstream.statusCode ?? 502, upstream.headers).end(body);
         });
       },
@@ -244,6 +286,60 @@ describe('ObjectStorage against s3rver', () => {
     await storage.readToFile(key, path);
     expect(createHash('sha256').update(readFileSync(path)).digest('hex')).toBe(sha256Of(size));
     expect(readdirSync(workDir)).toEqual(['adapter.safetensors']);
+  }, 60_000);
+
+  it('sends a body that fits in one part in a single request, and larger ones in parts', async () => {
+    const chunk = randomBytes(12 * MiB + 3);
+    const cases = [
+      { key: 'sizes/empty', body: () => Readable.from([]), content: Buffer.alloc(0), parts: 0 },
+      { key: 'sizes/one-part', body: () => generated(PART), content: undefined, size: PART, parts: 0 },
+      { key: 'sizes/one-byte-over', body: () => generated(PART + 1), content: undefined, size: PART + 1, parts: 2 },
+      // One chunk larger than two parts: it is spread over three.
+      { key: 'sizes/one-big-chunk', body: () => Readable.from([chunk]), content: chunk, parts: 3 },
+    ];
+    for (const { key, body, content, size, parts } of cases) {
+      const bytes = content?.length ?? size!;
+      expect(await tracked.upload(key, body())).toEqual({ key, bytes });
+      expect(proxy.initiated.includes(key)).toBe(parts > 0);
+      expect(proxy.parts.filter((k) => k === key)).toHaveLength(parts);
+      const stored = await objects.read(key);
+      if (content) expect((await collect(stored)).equals(content)).toBe(true);
+      else expect(await sha256OfStream(stored)).toBe(sha256Of(bytes));
+    }
+    expect(await openUploads('sizes/')).toEqual([]);
+  }, 60_000);
+
+  it('with storage slower than the client, keeps 2 parts in flight and reads no further than they hold, and stores the body byte for byte', async () => {
+    const key = 'slow/adapter.safetensors';
+    const size = 8 * PART + 777;
+    let read = 0;
+    let twoPartsRead!: () => void;
+    const readAhead = new Promise<void>((resolve) => (twoPartsRead = resolve));
+    proxy.maxPartsInFlight = 0;
+    proxy.holdParts = true;
+    try {
+      const uploading = tracked.upload(
+        key,
+        generated(size, (sent) => {
+          read = sent;
+          if (sent > 2 * PART) twoPartsRead();
+        }),
+      );
+      // Parts 1 and 2 are held unanswered, so their buffers are still being sent: reading waits for one of them.
+      await proxy.whenPartsHeld(2);
+      await readAhead;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(proxy.partsHeld).toBe(2);
+      // The chunk that found the second buffer full, and at most one more the stream read ahead.
+      expect(read).toBeLessThanOrEqual(2 * PART + 2 * CHUNK);
+      proxy.releaseParts();
+      expect(await uploading).toEqual({ key, bytes: size });
+    } finally {
+      proxy.releaseParts();
+    }
+    expect(proxy.maxPartsInFlight).toBe(2);
+    expect(proxy.parts.filter((k) => k === key)).toHaveLength(9);
+    expect(await sha256OfStream(await objects.read(key))).toBe(sha256Of(size));
   }, 60_000);
 
   it('returns null from head for a missing key and deletes idempotently', async () => {
