@@ -37,6 +37,8 @@ export class AdapterAssetsRepository {
       // The replaced object is deleted after commit; recording it first means it is never lost track of.
       await tx.orphanObject.upsert({ where: { key: previous.storageKey }, create: { key: previous.storageKey }, update: {} });
     }
+    // The upload's own record (kept in case the process died before this commit) is no longer needed.
+    await tx.orphanObject.deleteMany({ where: { key: asset.storageKey } });
     const data = { ...asset, bytes: BigInt(asset.bytes) };
     return tx.finetuneAsset.upsert({
       where: { finetuneId_fileName: { finetuneId: asset.finetuneId, fileName: asset.fileName } },

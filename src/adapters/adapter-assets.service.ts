@@ -134,9 +134,16 @@ export class AdapterAssetsService {
       turns: this.turns,
     });
     const key = assetKey({ accountId, finetuneId, uploadId: randomUUID() });
+    // Recorded first, so that an object whose row a killed process never committed is still swept.
+    await this.orphans.expect(key);
     const body = pipeline(part.file, inspector, () => undefined);
-    // A failed or aborted upload leaves no object (ObjectStorage aborts the multipart upload).
-    await this.storage.upload(key, body, { contentType: 'application/octet-stream' });
+    try {
+      // A failed or aborted upload leaves no object (ObjectStorage aborts the multipart upload); its record goes too.
+      await this.storage.upload(key, body, { contentType: 'application/octet-stream' });
+    } catch (error) {
+      await this.orphans.discard(key);
+      throw error;
+    }
     try {
       return { ...inspector.result(), key, warnings };
     } catch (error) {

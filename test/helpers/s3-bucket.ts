@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { GetObjectCommand, HeadObjectCommand, paginateListObjectsV2, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, paginateListObjectsV2, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 
 /**
  * A bucket of the suite's s3rver seen directly with the SDK, not through the service's ObjectStorage, so tests
@@ -36,6 +36,11 @@ export class TestBucket {
       if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return null;
       throw error;
     }
+  }
+
+  /** Writes an object as a process that completed an upload would have left it. */
+  async put(key: string, body: Uint8Array): Promise<void> {
+    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body }));
   }
 
   async read(key: string): Promise<Readable> {

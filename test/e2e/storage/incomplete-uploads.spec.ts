@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -28,9 +28,9 @@ function stagedUploads(s3Directory: string): string[] {
   });
 }
 
-async function until(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -163,11 +163,23 @@ describe('a service process killed mid-upload', () => {
     const left = stagedUploads(s3Directory);
     expect(left).toHaveLength(1);
     expect(readdirSync(left[0]!)).toEqual(expect.arrayContaining(['1', 'key', 'metadata']));
+    // The upload's key was recorded before its first byte: had it completed before the kill, its object would be swept.
+    const orphans = async () => {
+      const client = new pg.Client({ connectionString: db.url });
+      await client.connect();
+      try {
+        return (await client.query<{ key: string; pending: boolean }>('SELECT key, pending FROM orphan_objects')).rows;
+      } finally {
+        await client.end();
+      }
+    };
+    expect(await orphans()).toEqual([{ key: readFileSync(join(left[0]!, 'key'), 'utf8'), pending: true }]);
 
     // Restarted with a 1 s bound (the default is a day): the sweep right after start removes it.
     await new Promise((r) => setTimeout(r, 1_100));
     const restarted = await startService({ INCOMPLETE_UPLOAD_MAX_AGE_MS: '1000' });
     await until(() => stagedUploads(s3Directory).length === 0, 'the start-up sweep');
+    await until(async () => (await orphans()).length === 0, "the start-up sweep of the upload's record");
     const finetune = await call<{ status: string }>(restarted, 'GET', `/accounts/${account.id}/ai/finetunes/killed`, { token: account.token });
     expect(finetune.body.result.status).not.toBe('ready');
     const client = new pg.Client({ connectionString: db.url });

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Multipart } from '@fastify/multipart';
 import { createHash, randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { AdapterAssetsRepository } from '../../../src/adapters/adapter-assets.repository.js';
 import { AdapterAssetsService } from '../../../src/adapters/adapter-assets.service.js';
 import { BUILTIN_MODELS } from '../../../src/catalog/builtin-models.js';
 import { CatalogService } from '../../../src/catalog/catalog.service.js';
-import { loadConfig } from '../../../src/config/app-config.js';
+import { loadConfig, type AppConfig } from '../../../src/config/app-config.js';
 import { PrismaService } from '../../../src/database/prisma.service.js';
 import { buildPeftAdapter } from '../../../src/demo/peft-adapter.js';
 import { FinetuneEvents } from '../../../src/finetunes/finetune-events.js';
@@ -29,10 +29,12 @@ let bucket: TestBucket;
 let finetunes: FinetunesService;
 let assets: AdapterAssetsService;
 let accountId: string;
+let orphans: OrphanObjectsService;
+let config: AppConfig;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  const config = loadConfig({
+  config = loadConfig({
     DATABASE_URL: db.url,
     ADMIN_TOKEN: 'medium-admin-token-0123456789',
     S3_ENDPOINT: process.env.TEST_S3_ENDPOINT,
@@ -46,7 +48,7 @@ beforeAll(async () => {
   await storage.ensureBucket();
   bucket = new TestBucket(config.storage.bucket);
   const catalog = new CatalogService(config);
-  const orphans = new OrphanObjectsService(prisma, storage);
+  orphans = new OrphanObjectsService(prisma, storage, config);
   finetunes = new FinetunesService(new FinetunesRepository(prisma), catalog, orphans, new FinetuneEvents());
   assets = new AdapterAssetsService(finetunes, catalog, storage, orphans, new AdapterAssetsRepository(prisma), new MetricsService());
   accountId = randomBytes(16).toString('hex');
@@ -125,5 +127,54 @@ describe('AdapterAssetsService', () => {
     });
     expect(await keysOf(id)).toEqual([configKey]);
     expect((await prisma.finetuneAsset.findMany({ where: { finetuneId: id } })).map((row) => row.fileName)).toEqual(['adapter_config.json']);
+    expect(await prisma.orphanObject.count()).toBe(0);
+  });
+
+  it("records an upload's key while it streams, and its commit drops the record", async () => {
+    const id = await newFinetune();
+    const { configJson } = adapter(4);
+    const file = new PassThrough();
+    const parts = (async function* () {
+      yield { type: 'field', fieldname: 'file_name', value: 'adapter_config.json' } as Multipart;
+      yield { type: 'file', fieldname: 'file', filename: 'adapter_config.json', file } as unknown as Multipart;
+    })();
+    const uploading = assets.upload(accountId, id, parts);
+    file.write(configJson.subarray(0, 10));
+    // Before its first byte reaches storage the key is recorded, pending: a process dying now leaves it to the sweep.
+    let recorded: { key: string; pending: boolean }[] = [];
+    for (let i = 0; i < 100 && recorded.length === 0; i++) {
+      recorded = await prisma.orphanObject.findMany({ select: { key: true, pending: true } });
+      if (recorded.length === 0) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(recorded).toEqual([{ key: expect.stringMatching(new RegExp(`^accounts/${accountId}/finetunes/${id}/`)), pending: true }]);
+    // The sweep leaves a pending record alone until it is older than the incomplete-upload bound (a day here).
+    await orphans.sweep();
+    expect(await prisma.orphanObject.count()).toBe(1);
+
+    file.end(configJson.subarray(10));
+    await uploading;
+    expect(await prisma.orphanObject.count()).toBe(0);
+    expect(await keysOf(id)).toEqual([recorded[0]!.key]);
+  });
+
+  it('an object a dead process stored but never committed is deleted once its record is older than the bound', async () => {
+    const id = await newFinetune();
+    // What a process killed between the end of an upload and its commit leaves: a complete object, a pending record.
+    const stale = `accounts/${accountId}/finetunes/${id}/stale-upload`;
+    const recent = `accounts/${accountId}/finetunes/${id}/recent-upload`;
+    await bucket.put(stale, adapter(5).configJson);
+    await bucket.put(recent, adapter(6).configJson);
+    await prisma.orphanObject.createMany({
+      data: [
+        { key: stale, pending: true, createdAt: new Date(Date.now() - 5_000) },
+        { key: recent, pending: true },
+      ],
+    });
+    const sweeper = new OrphanObjectsService(prisma, storage, { ...config, incompleteUploadMaxAgeMs: 2_000 });
+    await sweeper.sweep();
+    // The recent one could still be an upload in progress: it stays.
+    expect(await keysOf(id)).toEqual([recent]);
+    expect((await prisma.orphanObject.findMany()).map((row) => row.key)).toEqual([recent]);
+    await prisma.orphanObject.deleteMany();
   });
 });
