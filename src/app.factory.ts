@@ -5,7 +5,7 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { adapterRejection } from './adapters/adapter-rejection.js';
 import { AppModule } from './app.module.js';
 import { CatalogService } from './catalog/catalog.service.js';
-import { ApiExceptionFilter } from './common/api-exception.filter.js';
+import { ApiExceptionFilter, registerErrorTranslators } from './common/api-exception.filter.js';
 import { EnvelopeInterceptor } from './common/envelope.interceptor.js';
 import { createValidationPipe } from './common/validation.js';
 import type { AppConfig } from './config/app-config.js';
@@ -38,7 +38,8 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   const largestAdapter = Math.max(...app.get(CatalogService).all().map((m) => m.limits.max_adapter_bytes));
   await app.register(fastifyMultipart, { limits: { fileSize: largestAdapter + 1, files: 2, fields: 4, fieldSize: 1024, parts: 6 } });
   app.setGlobalPrefix(API_PREFIX, { exclude: [...OBSERVABILITY_PATHS, ...OPENAI_PATHS] });
-  app.useGlobalFilters(new ApiExceptionFilter({ renderers: { '/v1/': toOpenAiError }, translators: [databaseOutage, adapterRejection] }));
+  registerErrorTranslators(fastify, [databaseOutage, adapterRejection]);
+  app.useGlobalFilters(new ApiExceptionFilter({ renderers: { '/v1/': toOpenAiError } }));
   app.useGlobalInterceptors(new EnvelopeInterceptor());
   app.useGlobalPipes(createValidationPipe());
   setupOpenApi(app, API_PREFIX);

@@ -1,5 +1,5 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from './errors.js';
 import { failure } from './envelope.js';
 
@@ -18,13 +18,24 @@ export interface MappedError {
  */
 export type ErrorTranslator = (error: unknown) => ApiError | undefined;
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The features' translators, registered once (registerErrorTranslators) for every mapping of an error. */
+    errorTranslators?: ErrorTranslator[];
+  }
+}
+
+/** Registers the translators every error mapping uses: the filter's, and a stream's error event's. */
+export function registerErrorTranslators(fastify: FastifyInstance, translators: ErrorTranslator[]): void {
+  fastify.decorate('errorTranslators', translators);
+}
+
 /** Turns a mapped error into a JSON body; each API surface has its own error shape. */
 export type ErrorRenderer = (mapped: MappedError) => unknown;
 
 export interface ApiExceptionFilterOptions {
   /** Error shapes by URL prefix; the Cloudflare envelope elsewhere. */
   renderers?: Record<string, ErrorRenderer>;
-  translators?: ErrorTranslator[];
 }
 
 const logger = new Logger('Http');
@@ -62,13 +73,16 @@ function where(request: FastifyRequest): string {
   return `${request.method} ${request.routeOptions?.url ?? request.url}`;
 }
 
-/** Catalog errors keep their status and code; anything unexpected is logged and becomes a 500 that leaks no stack. */
-export function mapError(error: unknown, request: FastifyRequest, translators: ErrorTranslator[] = []): MappedError {
+/**
+ * Catalog errors keep their status and code; anything unexpected is logged and becomes a 500 that leaks no stack.
+ * `quiet`: the caller logs the error itself (a stream's failure, logged once with its context).
+ */
+export function mapError(error: unknown, request: FastifyRequest, { quiet = false } = {}): MappedError {
   if (error instanceof ApiError) return mapped(error);
-  for (const translate of translators) {
+  for (const translate of request.server.errorTranslators ?? []) {
     const translated = translate(error);
     if (translated) {
-      if (translated.status >= 500) logger.error(`${translated.error} on ${where(request)}: ${String(error)}`);
+      if (translated.status >= 500 && !quiet) logger.error(`${translated.error} on ${where(request)}: ${String(error)}`);
       return mapped(translated);
     }
   }
@@ -77,10 +91,10 @@ export function mapError(error: unknown, request: FastifyRequest, translators: E
   const aborted = clientAborted(error, request);
   if (aborted) {
     // Nobody reads this answer; the log says what became of the request.
-    logger.log(`${aborted.status}/${aborted.code} on ${where(request)}: ${aborted.message}`);
+    if (!quiet) logger.log(`${aborted.status}/${aborted.code} on ${where(request)}: ${aborted.message}`);
     return mapped(aborted);
   }
-  logger.error(`unhandled error on ${where(request)} (request ${request.id})`, error instanceof Error ? error.stack : String(error));
+  if (!quiet) logger.error(`unhandled error on ${where(request)} (request ${request.id})`, error instanceof Error ? error.stack : String(error));
   return mapped(new ApiError('internal', `Internal server error (request ${request.id})`));
 }
 
@@ -98,7 +112,7 @@ export class ApiExceptionFilter implements ExceptionFilter {
     const request = host.switchToHttp().getRequest<FastifyRequest>();
     const reply = host.switchToHttp().getResponse<FastifyReply>();
     const render = Object.entries(this.options.renderers ?? {}).find(([prefix]) => request.url.startsWith(prefix))?.[1] ?? renderEnvelope;
-    const answer = mapError(error, request, this.options.translators);
+    const answer = mapError(error, request);
     if (reply.sent || reply.raw.headersSent) {
       // A stream already started: the status line is gone, so end the connection instead.
       reply.raw.destroy();

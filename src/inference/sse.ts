@@ -1,4 +1,3 @@
-import { ApiError, ERRORS } from '../common/errors.js';
 import type { StreamFraming } from './streaming.js';
 
 /** The contract's event stream: `data: {"response": piece}` events, one carrying usage, then `[DONE]`. */
@@ -6,7 +5,5 @@ export const RUN_FRAMING: StreamFraming = {
   opening: () => [],
   piece: (text) => ({ response: text }),
   finish: (result) => [{ response: '', usage: result.usage }],
-  error: (error) => ({
-    error: error instanceof ApiError ? { code: error.code, message: error.message } : { code: ERRORS.internal.code, message: 'generation failed' },
-  }),
+  error: ({ code, message }) => ({ error: { code, message } }),
 };

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { PassThrough, type Readable } from 'node:stream';
+import { mapError, type MappedError } from '../common/api-exception.filter.js';
 import type { GenerationResult } from './engine.js';
 
 /** How one API dialect frames a generation as server-sent events; each object becomes one `data:` event. */
@@ -9,8 +10,8 @@ export interface StreamFraming {
   piece(text: string): object;
   /** Events after the last piece, then `[DONE]`; undefined ends the stream without them (nobody is reading). */
   finish(result: GenerationResult): object[] | undefined;
-  /** The in-band error event: the status line is long gone. */
-  error(error: unknown): object;
+  /** The in-band error event (the status line is long gone), for the error as the error filter maps it. */
+  error(error: MappedError): object;
 }
 
 export type Generate = (signal: AbortSignal, onText: (piece: string) => void) => Promise<GenerationResult>;
@@ -62,7 +63,7 @@ export async function openEventStream(
       // Before any output the race below rethrows it.
       if (!streaming) return;
       request.log.error({ err: error }, 'generation failed after its event stream started');
-      events.end(event(framing.error(error)));
+      events.end(event(framing.error(mapError(error, request, { quiet: true }))));
     },
   );
   await Promise.race([firstOutput, generation]);

@@ -71,7 +71,7 @@ export class OpenAiController {
       void reply.send(await this.openai.answer(prepared, format, aborter.signal));
       return;
     }
-    const framing = completionFraming(format, body.stream_options?.include_usage === true, request);
+    const framing = completionFraming(format, body.stream_options?.include_usage === true);
     const events = await openEventStream(request, reply, aborter, (signal, onText) => this.runs.generate(prepared, signal, onText), framing);
     void reply.send(events);
   }

@@ -1,11 +1,9 @@
-import type { FastifyRequest } from 'fastify';
-import { mapError } from '../common/api-exception.filter.js';
 import type { StreamFraming } from '../inference/streaming.js';
 import type { CompletionFormat } from './formats.js';
 import { toOpenAiError } from './openai-errors.js';
 
 /** OpenAI's event stream: `data: {chunk}` events (opening, pieces, closing, usage when asked for), then `data: [DONE]`. */
-export function completionFraming(format: CompletionFormat, includeUsage: boolean, request: FastifyRequest): StreamFraming {
+export function completionFraming(format: CompletionFormat, includeUsage: boolean): StreamFraming {
   return {
     opening: () => {
       const opening = format.opening();
@@ -18,6 +16,6 @@ export function completionFraming(format: CompletionFormat, includeUsage: boolea
         ? undefined
         : [format.closing(result.finishReason), ...(includeUsage ? [format.usage(result.usage)] : [])],
     // The SDKs raise an `error` event read from the stream.
-    error: (error) => toOpenAiError(mapError(error, request)),
+    error: (mapped) => toOpenAiError(mapped),
   };
 }

@@ -1,12 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Logger } from '@nestjs/common';
 import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { ApiError } from '../../../src/common/errors.js';
 import type { GenerationResult } from '../../../src/inference/engine.js';
+import { registerErrorTranslators } from '../../../src/common/api-exception.filter.js';
+import { databaseOutage } from '../../../src/database/prisma.service.js';
 import { RUN_FRAMING } from '../../../src/inference/sse.js';
 import { abortOnDisconnect, openEventStream, type Generate } from '../../../src/inference/streaming.js';
-import { createLogger, fastifyLogging } from '../../../src/observability/logging.js';
+import { createLogger, fastifyLogging, JsonLogger } from '../../../src/observability/logging.js';
 import { chatFormat } from '../../../src/openai/formats.js';
 import { completionFraming } from '../../../src/openai/sse.js';
 
@@ -43,6 +46,17 @@ const generations: Record<string, Generate> = {
     await tick();
     throw new ApiError('engineUnavailable', 'the engine went away');
   },
+  'outage-midway': async (_signal, onText) => {
+    onText('a');
+    await tick();
+    // What the pg pool raises when no connection frees up in time (say, recording usage while PostgreSQL is full).
+    throw new Error('timeout exceeded when trying to connect');
+  },
+  'bug-midway': async (_signal, onText) => {
+    onText('a');
+    await tick();
+    throw new TypeError("Cannot read properties of undefined (reading 'text')");
+  },
   'fails-early': async () => {
     await tick();
     throw new ApiError('engineUnavailable', 'the engine is not there');
@@ -64,8 +78,11 @@ let base: string;
 beforeAll(async () => {
   // The aborted fetch's connection can outlive the test: close it rather than wait for it.
   server = fastify({ ...fastifyLogging(createLogger('log', capture)), forceCloseConnections: true });
+  registerErrorTranslators(server, [databaseOutage]);
+  // Nest's loggers (the error mapping's among them) write to the same capture, as in the service.
+  Logger.overrideLogger(new JsonLogger(createLogger('log', capture)));
   const route = (dialect: 'run' | 'openai') => async (request: FastifyRequest<{ Params: { name: string } }>, reply: FastifyReply) => {
-    const framing = dialect === 'run' ? RUN_FRAMING : completionFraming(chatFormat('m'), true, request);
+    const framing = dialect === 'run' ? RUN_FRAMING : completionFraming(chatFormat('m'), true);
     const aborter = abortOnDisconnect(reply);
     try {
       return reply.send(await openEventStream(request, reply, aborter, generations[request.params.name]!, framing));
@@ -126,6 +143,21 @@ describe('openEventStream', () => {
       const logged = lines.find((line) => line.request_id === id && line.level === 'error');
       expect(logged).toMatchObject({ msg: 'generation failed after its event stream started', err: { message: 'the engine went away' } });
     }
+  });
+
+  it("a failure after output is mapped as the error filter maps it (the features' translators included) and logged once", async () => {
+    const outage = await fetch(`${base}/run/outage-midway`, { headers: { 'x-request-id': 'midway-outage' } });
+    expect((await events(outage)).map((e) => JSON.parse(e)).at(-1)).toEqual({ error: { code: 90502, message: expect.stringContaining('database') } });
+    const bug = await fetch(`${base}/openai/bug-midway`, { headers: { 'x-request-id': 'midway-bug' } });
+    expect(JSON.parse((await events(bug)).at(-1)!)).toEqual({
+      error: { message: 'Internal server error (request midway-bug)', type: 'server_error', param: null, code: '3043' },
+    });
+    for (const id of ['midway-outage', 'midway-bug']) {
+      const logged = lines.filter((line) => line.request_id === id && line.level === 'error');
+      expect(logged).toEqual([expect.objectContaining({ msg: 'generation failed after its event stream started' })]);
+    }
+    // Not a second time by the mapping.
+    expect(lines.filter((line) => /unhandled error|databaseUnavailable on/.test(String(line.msg)))).toEqual([]);
   });
 
   it('a client that disconnects aborts the generation', async () => {
