@@ -3,6 +3,7 @@
  * the project's tiny-model generator at a larger size, plus each adapter converted to GGUF (what llama-server loads
  * and what the engine's cache holds). Written once per directory and reused.
  */
+import { createReadStream } from 'node:fs';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { convertPeftToGguf } from '../src/formats/lora-to-gguf.js';
@@ -57,7 +58,7 @@ export async function benchModels(dir: string): Promise<BenchModels> {
       await writeFile(configPath, built.configJson);
       await writeFile(weightsPath, built.safetensors);
       const { config } = parsePeftConfig(built.configJson, { architecture, maxLoraRank: 64 });
-      await convertPeftToGguf({ safetensors: built.safetensors, config, architecture }, gguf);
+      await convertPeftToGguf({ safetensors: createReadStream(weightsPath), config, architecture }, gguf);
     }
     adapters.push({ name, dir: adapterDir, config: await readFile(configPath), safetensors: await readFile(weightsPath), gguf });
   }

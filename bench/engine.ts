@@ -8,7 +8,8 @@
  *   --models DIR   where the random ~363 MiB llama and its four r=16 adapters are written once (default
  *                  $TMPDIR/lora-hub-bench-models); see bench/engine-models.ts
  *   --tokens N     tokens generated per request (default 64)
- *   --rounds R     rounds; each runs every scenario on every contender, interleaved (default 2)
+ *   --rounds R     rounds; each runs every scenario on every contender, interleaved (default 2; 0: only the cold
+ *                  adapter and conversion lines)
  *   --threads L    thread counts to measure (default "1,2"): the engine and llama-server each run at every one
  *
  * LLAMA_SERVER is a llama-server binary built from the llama.cpp source node-llama-cpp ships
@@ -26,11 +27,12 @@
  * file copy of the same bytes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { loadModels } from '../src/catalog/models-file.js';
 import { convertPeftToGguf } from '../src/formats/lora-to-gguf.js';
 import { buildPeftAdapter } from '../src/demo/peft-adapter.js';
@@ -274,18 +276,40 @@ async function coldAdapter(contender: Contender & { engine: LlamaCppEngine }, mo
   const { config } = parsePeftConfig(big.configJson, { architecture: arch, maxLoraRank: 128 });
   const convert: number[] = [];
   const copy: number[] = [];
+  const rssGrowth: number[] = [];
+  const delays = { convert: [] as number[], copy: [] as number[] };
+  /** Runs `work`, sampling RSS every 5 ms and the event loop's delay (what the service's monitor sees). */
+  const observed = async (work: () => Promise<unknown>) => {
+    const rssBefore = process.memoryUsage.rss();
+    let peak = rssBefore;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 5);
+    const delay = monitorEventLoopDelay({ resolution: 1 });
+    delay.enable();
+    const started = performance.now();
+    await work();
+    const elapsed = performance.now() - started;
+    delay.disable();
+    clearInterval(sampler);
+    return { elapsed, rssGrowth: peak - rssBefore, maxDelay: delay.max / 1e6 };
+  };
   for (let i = 0; i < 3; i++) {
-    let t = performance.now();
-    await convertPeftToGguf({ safetensors: await readFile(bigPath), config, architecture: arch }, join(work, 'big.gguf'));
-    convert.push(performance.now() - t);
-    t = performance.now();
-    await copyFile(bigPath, join(work, 'big-copy'));
-    copy.push(performance.now() - t);
+    const converted = await observed(() =>
+      convertPeftToGguf({ safetensors: createReadStream(bigPath, { highWaterMark: 1024 * 1024 }), config, architecture: arch }, join(work, 'big.gguf')),
+    );
+    convert.push(converted.elapsed);
+    rssGrowth.push(converted.rssGrowth);
+    delays.convert.push(converted.maxDelay);
+    const copied = await observed(() => copyFile(bigPath, join(work, 'big-copy')));
+    copy.push(copied.elapsed);
+    delays.copy.push(copied.maxDelay);
     await rm(join(work, 'big.gguf'), { force: true });
     await rm(join(work, 'big-copy'), { force: true });
   }
   const mb = big.safetensors.length / 1e6;
   lines.push(`convert ${mb.toFixed(0)} MB adapter (read + convert + write): ${ms(median(convert))} vs copying the file ${ms(median(copy))}, ratio ${(median(convert) / median(copy)).toFixed(2)}`);
+  lines.push(
+    `  streamed tensor by tensor: peak RSS growth ${(Math.max(...rssGrowth) / 1e6).toFixed(0)} MB; longest event-loop delay ${ms(Math.max(...delays.convert))} (during the copies: ${ms(Math.max(...delays.copy))})`,
+  );
   return lines.join('\n');
 }
 
@@ -318,7 +342,7 @@ async function main(): Promise<void> {
     }
   }
 
-  for (const scenario of SCENARIOS) {
+  for (const scenario of ROUNDS > 0 ? SCENARIOS : []) {
     console.log(`\n${scenario.name}:`);
     const of = (c: Contender) => results.get(`${scenario.name}|${c.name}`)!;
     const rate = (c: Contender) => median(of(c).map((m) => m.tokensPerSecond));

@@ -2,7 +2,7 @@
  * GGUF v3 (ggml `docs/gguf.md`) writer, for converted LoRA adapters and the tiny demo base models. The layout
  * constants are exported for readers that check files against the same rules.
  */
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { encodeTensor } from './float16.js';
 
 export const GGUF_VERSION = 3;
@@ -59,12 +59,15 @@ export const GGML_TYPE_CODE: Record<GgmlType, number> = { F32: 0, F16: 1 };
 /** Bytes per element of the non-quantized ggml types, by type code (BF16 = 30 is only measured, not decoded). */
 export const GGML_TYPE_SIZE = new Map<number, number>([[0, 4], [1, 2], [30, 2]]);
 
-export interface GgufTensorSpec {
+export interface GgufTensorInfo {
   name: string;
   /** ggml order: innermost (contiguous) dimension first, i.e. the reverse of the PyTorch shape. */
   dims: number[];
   type: GgmlType;
-  /** Called once, when the tensor is written, so that only one tensor's data has to be in memory at a time. */
+}
+
+export interface GgufTensorSpec extends GgufTensorInfo {
+  /** Called once, when the tensor is encoded. */
   data: () => Float32Array;
 }
 
@@ -140,12 +143,22 @@ export function resolveAlignment(metadata: GgufMetadata): number {
   return a;
 }
 
-function tensorByteLength(spec: Pick<GgufTensorSpec, 'dims' | 'type'>): number {
+function tensorByteLength(spec: GgufTensorInfo): number {
   return elementCount(spec.dims) * GGML_TYPE_SIZE.get(GGML_TYPE_CODE[spec.type])!;
 }
 
-/** Header, metadata, tensor infos and the padding up to the data section. */
-function encodeHeader(metadata: GgufMetadata, tensors: GgufTensorSpec[]): { header: Buffer; alignment: number } {
+/** Where everything goes in a GGUF file, known before any tensor data. */
+interface GgufLayout {
+  /** Header, metadata, tensor infos and the padding up to the data section. */
+  header: Buffer;
+  alignment: number;
+  /** File position of each tensor's data, in the order given. */
+  positions: number[];
+  /** The whole file's size. */
+  size: number;
+}
+
+function layoutGguf(metadata: GgufMetadata, tensors: GgufTensorInfo[]): GgufLayout {
   const alignment = resolveAlignment(metadata);
   const w = new ByteWriter();
   w.bytes(Buffer.from(GGUF_MAGIC, 'ascii'));
@@ -164,6 +177,7 @@ function encodeHeader(metadata: GgufMetadata, tensors: GgufTensorSpec[]): { head
     }
   }
   const names = new Set<string>();
+  const offsets: number[] = [];
   let offset = 0;
   for (const t of tensors) {
     if (names.has(t.name)) throw new GgufError(`duplicate tensor name ${t.name}`);
@@ -175,15 +189,16 @@ function encodeHeader(metadata: GgufMetadata, tensors: GgufTensorSpec[]): { head
     for (const d of t.dims) w.u64(d);
     w.u32(GGML_TYPE_CODE[t.type]);
     w.u64(offset);
+    offsets.push(offset);
     offset += alignUp(tensorByteLength(t), alignment);
   }
   w.bytes(new Uint8Array(alignUp(w.length, alignment) - w.length));
-  return { header: w.toBuffer(), alignment };
+  const header = w.toBuffer();
+  return { header, alignment, positions: offsets.map((o) => header.length + o), size: header.length + offset };
 }
 
 /** Tensor bytes and the zero padding that aligns the next tensor. */
-function encodeTensorData(t: GgufTensorSpec, alignment: number): [Uint8Array, Uint8Array] {
-  const values = t.data();
+function encodeTensorData(t: GgufTensorInfo, values: Float32Array, alignment: number): [Uint8Array, Uint8Array] {
   if (values.length !== elementCount(t.dims)) {
     throw new GgufError(`tensor ${t.name}: ${values.length} values for dims [${t.dims}]`);
   }
@@ -193,28 +208,97 @@ function encodeTensorData(t: GgufTensorSpec, alignment: number): [Uint8Array, Ui
 
 /** In-memory GGUF, for files small enough to hold twice (tiny test models). */
 export function encodeGguf(metadata: GgufMetadata, tensors: GgufTensorSpec[]): Buffer {
-  const { header, alignment } = encodeHeader(metadata, tensors);
-  return Buffer.concat([header, ...tensors.flatMap((t) => encodeTensorData(t, alignment))]);
+  const { header, alignment } = layoutGguf(metadata, tensors);
+  return Buffer.concat([header, ...tensors.flatMap((t) => encodeTensorData(t, t.data(), alignment))]);
 }
 
+/** Bytes of tensor data being written at once: enough to keep the disk busy while the next tensors are produced. */
+const MAX_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
+
 /**
- * Streams a GGUF file to `path`, producing and writing one tensor at a time (peak memory ≈ the largest tensor).
- * Returns the file size.
+ * Writes a GGUF file whose tensors are produced in any order (e.g. in the order a source file holds them): the
+ * header fixes every tensor's position, so each is written in place as soon as it is ready. Writes run while the
+ * caller produces the next tensors, with at most MAX_BYTES_IN_FLIGHT (or one tensor) held for them.
  */
-export async function writeGgufFile(path: string, metadata: GgufMetadata, tensors: GgufTensorSpec[]): Promise<number> {
-  const { header, alignment } = encodeHeader(metadata, tensors);
-  const file = await open(path, 'w');
-  try {
-    let size = header.length;
-    await file.write(header);
-    for (const t of tensors) {
-      for (const chunk of encodeTensorData(t, alignment)) {
-        await file.write(chunk);
-        size += chunk.length;
-      }
+export class GgufFileWriter {
+  private readonly pending = new Set<Promise<void>>();
+  private readonly written = new Set<string>();
+  private bytesInFlight = 0;
+  private failure: { error: unknown } | undefined;
+
+  private constructor(
+    private readonly file: FileHandle,
+    private readonly layout: GgufLayout,
+    private readonly tensors: Map<string, { info: GgufTensorInfo; position: number }>,
+  ) {}
+
+  /** Creates (or truncates) `path` and writes the header. */
+  static async create(path: string, metadata: GgufMetadata, tensors: GgufTensorInfo[]): Promise<GgufFileWriter> {
+    const layout = layoutGguf(metadata, tensors);
+    const byName = new Map(tensors.map((info, i) => [info.name, { info, position: layout.positions[i] }]));
+    const writer = new GgufFileWriter(await open(path, 'w'), layout, byName);
+    writer.start(layout.header, 0);
+    return writer;
+  }
+
+  /**
+   * Queues a tensor's data, which must not change until the file is finished; resolves once it is queued, waiting
+   * first while too much is being written.
+   */
+  async write(name: string, values: Float32Array): Promise<void> {
+    const tensor = this.tensors.get(name);
+    if (tensor === undefined) throw new GgufError(`tensor ${name} is not in the file's header`);
+    if (this.written.has(name)) throw new GgufError(`tensor ${name} written twice`);
+    const [data, padding] = encodeTensorData(tensor.info, values, this.layout.alignment);
+    this.written.add(name);
+    while (this.bytesInFlight > 0 && this.bytesInFlight + data.length > MAX_BYTES_IN_FLIGHT) {
+      await Promise.race(this.pending);
     }
-    return size;
-  } finally {
-    await file.close();
+    this.throwIfFailed();
+    this.start(data, tensor.position);
+    if (padding.length > 0) this.start(padding, tensor.position + data.length);
+  }
+
+  /** Waits for every write and checks that every tensor was written; returns the file size. */
+  async finish(): Promise<number> {
+    await Promise.all(this.pending);
+    this.throwIfFailed();
+    const missing = [...this.tensors.keys()].filter((name) => !this.written.has(name));
+    if (missing.length > 0) throw new GgufError(`tensors never written: ${missing.join(', ')}`);
+    return this.layout.size;
+  }
+
+  /** Closes the file once no write is under way (also after a failure). */
+  async close(): Promise<void> {
+    await Promise.all(this.pending);
+    await this.file.close();
+  }
+
+  private start(bytes: Uint8Array, position: number): void {
+    this.bytesInFlight += bytes.length;
+    const write: Promise<void> = writeFully(this.file, bytes, position).then(
+      () => {
+        this.bytesInFlight -= bytes.length;
+        this.pending.delete(write);
+      },
+      (error: unknown) => {
+        this.bytesInFlight -= bytes.length;
+        this.pending.delete(write);
+        this.failure ??= { error };
+      },
+    );
+    this.pending.add(write);
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure.error;
+  }
+}
+
+/** A positional write can be short (e.g. on a full disk); the rest is written until done or an error. */
+async function writeFully(file: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  for (let done = 0; done < bytes.length; ) {
+    const { bytesWritten } = await file.write(bytes, done, bytes.length - done, position + done);
+    done += bytesWritten;
   }
 }

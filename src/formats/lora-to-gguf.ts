@@ -4,9 +4,9 @@
  */
 import { LORA_MODULES, moduleFeatures, type LoraModule, type ModelArchitecture, type ModelFamily } from './architecture.js';
 import { loraTensorName, validateAdapterPair } from './adapter-validation.js';
-import { gguf, writeGgufFile, type GgufMetadata, type GgufTensorSpec } from './gguf-writer.js';
+import { gguf, GgufFileWriter, type GgufMetadata, type GgufTensorInfo } from './gguf-writer.js';
 import { isTargeted, rankFor, scaleFor, type PeftLoraConfig } from './peft-config.js';
-import { decodeTensor, validateSafetensors, type SafetensorsHeader } from './safetensors.js';
+import { decodeTensor, readSafetensors, type SafetensorsHeader } from './safetensors.js';
 
 /** llama.cpp tensor name (`blk.{i}.<name>.weight`) of each PEFT target module. */
 export const GGUF_MODULE_NAMES: Record<LoraModule, string> = {
@@ -60,18 +60,27 @@ export function permuteQkRows(data: Float32Array, rows: number, nHead: number): 
 }
 
 export interface PeftToGgufInput {
-  /** The whole adapter_model.safetensors file. */
-  safetensors: Uint8Array;
-  /** Its already validated header, to skip parsing it again. */
-  header?: SafetensorsHeader;
+  /** adapter_model.safetensors: its bytes in order, e.g. a download, a file stream or `[bytes]`. */
+  safetensors: AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
   config: PeftLoraConfig;
   architecture: ModelArchitecture;
 }
 
+/** One tensor of the GGUF adapter, made from one tensor of the PEFT adapter. */
+export interface GgufLoraTensor extends GgufTensorInfo {
+  /** The safetensors tensor it is made from. */
+  source: string;
+  /**
+   * Folds the module's scale correction into lora_b and puts q/k rows in llama.cpp's order. Never changes `values`
+   * (which may be a view of the source's bytes) but may return them.
+   */
+  convert: (values: Float32Array) => Float32Array;
+}
+
 export interface GgufLoraPlan {
   metadata: GgufMetadata;
-  /** Lazy: each tensor is decoded, permuted and scaled only when written. */
-  tensors: GgufTensorSpec[];
+  /** In GGUF order. */
+  tensors: GgufLoraTensor[];
   /** The `adapter.lora.alpha` written. */
   alpha: number;
 }
@@ -85,11 +94,10 @@ export interface GgufLoraPlan {
  * alpha/√r, rank_pattern, alpha_pattern), so the plan writes alpha = lora_alpha and folds each module's
  * remaining factor, scaleFor(...) / (alpha / r), into lora_b. Plain LoRA gets a factor of exactly 1.
  */
-export function planPeftToGguf({ safetensors, header, config, architecture }: PeftToGgufInput): GgufLoraPlan {
-  const st = header ?? validateSafetensors(safetensors);
-  validateAdapterPair(st, config, architecture);
+export function planPeftToGguf(header: SafetensorsHeader, config: PeftLoraConfig, architecture: ModelArchitecture): GgufLoraPlan {
+  validateAdapterPair(header, config, architecture);
   const alpha = Math.fround(config.loraAlpha);
-  const tensors: GgufTensorSpec[] = [];
+  const tensors: GgufLoraTensor[] = [];
   for (let layer = 0; layer < architecture.num_hidden_layers; layer++) {
     for (const module of LORA_MODULES) {
       if (!isTargeted(config, layer, module)) continue;
@@ -99,20 +107,15 @@ export function planPeftToGguf({ safetensors, header, config, architecture }: Pe
       const heads = qkPermuteHeads(architecture, module);
       const base = `blk.${layer}.${GGUF_MODULE_NAMES[module]}.weight`;
       tensors.push(
-        {
-          name: `${base}.lora_a`,
-          dims: [inF, r],
-          type: 'F32',
-          data: () => decodeTensor(safetensors, st, loraTensorName(layer, module, 'A')),
-        },
+        { name: `${base}.lora_a`, dims: [inF, r], type: 'F32', source: loraTensorName(layer, module, 'A'), convert: (a) => a },
         {
           name: `${base}.lora_b`,
           dims: [r, outF],
           type: 'F32',
-          data: () => {
-            const b = decodeTensor(safetensors, st, loraTensorName(layer, module, 'B'));
-            if (factor !== 1) for (let i = 0; i < b.length; i++) b[i] *= factor;
-            return heads === null ? b : permuteQkRows(b, outF, heads);
+          source: loraTensorName(layer, module, 'B'),
+          convert: (b) => {
+            const scaled = factor === 1 ? b : b.map((v) => v * factor);
+            return heads === null ? scaled : permuteQkRows(scaled, outF, heads);
           },
         },
       );
@@ -128,8 +131,28 @@ export function planPeftToGguf({ safetensors, header, config, architecture }: Pe
   return { metadata, tensors, alpha };
 }
 
-/** Converts and streams the GGUF adapter to `outPath`; returns the file size. */
-export async function convertPeftToGguf(input: PeftToGgufInput, outPath: string): Promise<number> {
-  const { metadata, tensors } = planPeftToGguf(input);
-  return writeGgufFile(outPath, metadata, tensors);
+/**
+ * Converts the adapter as its bytes arrive and writes the GGUF adapter to `outPath`; returns the file size. Each
+ * tensor is converted once its bytes are in and written at its place in the GGUF file, so memory holds a few
+ * tensors whatever the adapter's size, and reading, converting and writing overlap.
+ */
+export async function convertPeftToGguf({ safetensors, config, architecture }: PeftToGgufInput, outPath: string): Promise<number> {
+  const output: { writer?: GgufFileWriter; bySource?: Map<string, GgufLoraTensor> } = {};
+  try {
+    await readSafetensors(safetensors, {
+      header: async (header) => {
+        const plan = planPeftToGguf(header, config, architecture);
+        output.bySource = new Map(plan.tensors.map((t) => [t.source, t]));
+        output.writer = await GgufFileWriter.create(outPath, plan.metadata, plan.tensors);
+      },
+      tensor: async (info, bytes) => {
+        const tensor = output.bySource!.get(info.name);
+        if (tensor) await output.writer!.write(tensor.name, tensor.convert(decodeTensor(info, bytes, true)));
+      },
+    });
+    // readSafetensors returns only after a valid header, so the writer exists.
+    return await output.writer!.finish();
+  } finally {
+    await output.writer?.close();
+  }
 }

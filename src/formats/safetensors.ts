@@ -4,7 +4,7 @@
  * in the reference implementations, and it only ever needs the first 8 + N bytes plus the file length.
  */
 import { AdapterFormatError } from './format-error.js';
-import { halfToFloat } from './float16.js';
+import { halfToFloat, LITTLE_ENDIAN } from './float16.js';
 
 /** The reference reader's limit on the header length N. */
 export const MAX_HEADER_LENGTH = 100_000_000;
@@ -365,25 +365,97 @@ export class SafetensorsStreamValidator {
   }
 }
 
-/** Validates a whole file held in memory. */
-export function validateSafetensors(file: Uint8Array): SafetensorsHeader {
+/** What readSafetensors hands over as a file's bytes arrive. */
+export interface SafetensorsHandlers {
+  /** Called once the header has arrived, before any tensor; throwing rejects the file. */
+  header(header: SafetensorsHeader): void | Promise<void>;
+  /**
+   * Each tensor's bytes, in file order, once they have all arrived: a view of the source's chunk or a buffer of
+   * their own, which the handler may keep but not change (a source must not change a chunk's memory once yielded;
+   * Node streams do not).
+   */
+  tensor(info: TensorInfo, bytes: Uint8Array): void | Promise<void>;
+}
+
+/**
+ * Reads a safetensors file from its bytes in order (a download or a file), validating them as
+ * SafetensorsStreamValidator does, and holding only the header and one tensor's bytes at a time (none for a tensor
+ * that arrives within one chunk). Returns the header once the whole file has been read and found valid.
+ */
+export async function readSafetensors(
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  handlers: SafetensorsHandlers,
+): Promise<SafetensorsHeader> {
   const validator = new SafetensorsStreamValidator();
-  validator.push(file);
+  let received = 0;
+  let header: SafetensorsHeader | undefined;
+  // The next tensor to hand over, and its bytes so far when they span chunks.
+  let next = 0;
+  let partial: Uint8Array | undefined;
+  let filled = 0;
+  for await (const chunk of source) {
+    validator.push(chunk);
+    const chunkStart = received;
+    received += chunk.length;
+    if (header === undefined) {
+      header = validator.header;
+      if (header === undefined) continue;
+      await handlers.header(header);
+    }
+    // The validator refuses bytes past the data, so `rest` never holds more than the tensors still to come.
+    let rest = chunk.subarray(Math.max(0, 8 + header.headerLength - chunkStart));
+    while (next < header.tensors.length) {
+      const info = header.tensors[next];
+      const size = info.end - info.begin;
+      if (partial === undefined) {
+        if (rest.length >= size) {
+          await handlers.tensor(info, rest.subarray(0, size));
+          rest = rest.subarray(size);
+          next++;
+          continue;
+        }
+        if (rest.length === 0) break;
+        // Not zeroed: the chunks fill it. Its own memory, so aligned for decodeTensor to reuse.
+        partial = Buffer.allocUnsafeSlow(size);
+      }
+      const take = Math.min(size - filled, rest.length);
+      partial.set(rest.subarray(0, take), filled);
+      filled += take;
+      rest = rest.subarray(take);
+      if (filled < size) break;
+      await handlers.tensor(info, partial);
+      partial = undefined;
+      filled = 0;
+      next++;
+    }
+  }
   return validator.finish();
 }
 
 let halfTable: Float32Array | undefined;
 
-/** Decodes an F32, F16 or BF16 tensor (little-endian) of a validated file. */
-export function decodeTensor(file: Uint8Array, header: SafetensorsHeader, name: string): Float32Array {
-  const info = header.tensors.find((tensor) => tensor.name === name);
-  if (info === undefined) fail(`tensor ${name} not found`);
-  const start = 8 + header.headerLength + info.begin;
-  const bytes = file.subarray(start, start + info.end - info.begin);
-  if (bytes.length !== info.end - info.begin) fail(`data of tensor ${name} runs past the end of the file`);
-  const out = new Float32Array(info.shape.reduce((n, d) => n * d, 1));
+/** Float32Array of `count` elements, left uninitialised: every decoder below writes all of them. */
+const uninitialised = (count: number) => new Float32Array(Buffer.allocUnsafeSlow(count * 4).buffer, 0, count);
+
+/**
+ * Decodes the bytes of an F32, F16 or BF16 tensor (little-endian). With `reuse`, F32 bytes that already are the
+ * values in this host's layout are returned as a view of them instead of a copy: for callers that change neither.
+ */
+export function decodeTensor(info: TensorInfo, bytes: Uint8Array, reuse = false): Float32Array {
+  const { name } = info;
+  if (bytes.length !== info.end - info.begin) fail(`data of tensor ${name} is ${bytes.length} bytes, expected ${info.end - info.begin}`);
+  const count = info.shape.reduce((n, d) => n * d, 1);
+  if (info.dtype === 'F32' && LITTLE_ENDIAN && reuse && bytes.byteOffset % 4 === 0) {
+    return new Float32Array(bytes.buffer, bytes.byteOffset, count);
+  }
+  const out = uninitialised(count);
   switch (info.dtype) {
     case 'F32': {
+      // Bits as they are (a signalling NaN stays one), where reading through a float64 would quieten it.
+      if (LITTLE_ENDIAN) {
+        new Uint8Array(out.buffer).set(bytes);
+        break;
+      }
       const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);
       break;
@@ -404,4 +476,3 @@ export function decodeTensor(file: Uint8Array, header: SafetensorsHeader, name: 
   }
   return out;
 }
-

@@ -1,7 +1,7 @@
 import { loraTensorName } from '../../src/formats/adapter-validation.js';
 import { LORA_MODULES, type ModelArchitecture } from '../../src/formats/architecture.js';
 import { isTargeted, scaleFor, type PeftLoraConfig } from '../../src/formats/peft-config.js';
-import { decodeTensor, validateSafetensors } from '../../src/formats/safetensors.js';
+import { decodeFileTensor, validateSafetensors } from './safetensors.js';
 import { hfLinearName, type HfWeights } from '../../src/demo/tiny-model.js';
 
 /**
@@ -22,8 +22,8 @@ export function mergePeftAdapter(
       if (!isTargeted(config, layer, module) || !present.has(nameA)) continue;
       const w = weights.get(hfLinearName(layer, module))!;
       const [out, inF] = w.shape;
-      const a = decodeTensor(safetensors, header, nameA);
-      const b = decodeTensor(safetensors, header, loraTensorName(layer, module, 'B'));
+      const a = decodeFileTensor(safetensors, header, nameA);
+      const b = decodeFileTensor(safetensors, header, loraTensorName(layer, module, 'B'));
       const r = a.length / inF;
       const scale = scaleFor(config, layer, module);
       const row = new Float64Array(inF);

@@ -70,7 +70,7 @@ export class ConvertedAdapters {
         maxLoraRank: limits.max_lora_rank,
         baseModelName: base_model ?? undefined,
       });
-      await convertPeftToGguf({ safetensors: await readFile(weightsPath), config, architecture }, tmpPath);
+      await convertPeftToGguf({ safetensors: [await readFile(weightsPath)], config, architecture }, tmpPath);
       // Atomic: a crash mid-write never leaves a truncated file under the final name.
       await rename(tmpPath, ggufPath);
       return ggufPath;

@@ -4,7 +4,8 @@ import { GEMMA_2B, GEMMA_7B, LLAMA_2_7B, LORA_MODULES, MISTRAL_7B, moduleFeature
 import { AdapterFormatError } from '../../../src/formats/format-error.js';
 import { buildPeftAdapter, mulberry32, type PeftAdapterSpec } from '../../../src/demo/peft-adapter.js';
 import { parsePeftConfig, scaleFor } from '../../../src/formats/peft-config.js';
-import { decodeTensor, SafetensorsStreamValidator, validateSafetensors, type SafetensorsLimits } from '../../../src/formats/safetensors.js';
+import { SafetensorsStreamValidator, type SafetensorsLimits } from '../../../src/formats/safetensors.js';
+import { decodeFileTensor, validateSafetensors } from '../../helpers/safetensors.js';
 import { BAD_ADAPTER_CASES, BAD_ADAPTER_MAX_LORA_RANK, validAdapter, TINY_TEST_ARCHITECTURE } from '../../fixtures/bad-adapters.js';
 
 const TINY = TINY_TEST_ARCHITECTURE;
@@ -173,7 +174,7 @@ describe('buildPeftAdapter', () => {
     expect(buildPeftAdapter(spec).safetensors.equals(first.safetensors)).toBe(true);
     expect(buildPeftAdapter({ ...spec, seed: 10 }).safetensors.equals(first.safetensors)).toBe(false);
     const header = validateSafetensors(first.safetensors);
-    const values = header.tensors.flatMap((t) => [...decodeTensor(first.safetensors, header, t.name)]);
+    const values = header.tensors.flatMap((t) => [...decodeFileTensor(first.safetensors, header, t.name)]);
     expect(Math.max(...values.map(Math.abs))).toBeLessThanOrEqual(0.5);
     expect(Math.max(...values.map(Math.abs))).toBeGreaterThan(0.4);
   });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readGgufFileInfo } from 'node-llama-cpp';
-import { encodeGguf, gguf, GgufError, writeGgufFile, type GgufMetadata, type GgufTensorSpec } from '../../../src/formats/gguf-writer.js';
+import { encodeGguf, gguf, GgufError, GgufFileWriter, type GgufMetadata, type GgufTensorSpec } from '../../../src/formats/gguf-writer.js';
 import { readGguf, readGgufTensor } from '../../helpers/gguf-reader.js';
 
 /** One value of every GGUF type, including arrays of each element type. */
@@ -102,20 +102,42 @@ describe('GGUF writer and reader', () => {
     expect(readGgufTensor(file, parsed, 'c.weight')).toEqual(values(8, 2));
   });
 
-  it('streams to a file byte-identical to the in-memory encoding, producing each tensor once', async () => {
-    const calls: string[] = [];
-    const counted = tensors().map((t) => ({ ...t, data: () => (calls.push(t.name), t.data()) }));
-    const path = join(dir, 'streamed.gguf');
-    const size = await writeGgufFile(path, allTypes, counted);
+  /** Writes `specs` with GgufFileWriter, producing the tensors in `order` (indexes into specs). */
+  async function writeInOrder(path: string, metadata: GgufMetadata, specs: GgufTensorSpec[], order = specs.map((_, i) => i)) {
+    const writer = await GgufFileWriter.create(path, metadata, specs);
+    try {
+      for (const i of order) await writer.write(specs[i].name, specs[i].data());
+      return await writer.finish();
+    } finally {
+      await writer.close();
+    }
+  }
+
+  it.each([[[0, 1, 2]], [[2, 0, 1]], [[1, 2, 0]]])('writes tensors produced in the order %j to a file byte-identical to the in-memory encoding', async (order) => {
+    const path = join(dir, `streamed-${order.join('')}.gguf`);
+    const size = await writeInOrder(path, allTypes, tensors(), order);
     const written = await readFile(path);
     expect(size).toBe(written.length);
-    expect(calls).toEqual(['a.weight', 'b.weight', 'c.weight']);
     expect(written.equals(encodeGguf(allTypes, tensors()))).toBe(true);
+  });
+
+  it('refuses a tensor not in the header or written twice, and fails to finish while one is missing', async () => {
+    const writer = await GgufFileWriter.create(join(dir, 'partial.gguf'), allTypes, tensors());
+    try {
+      const [a] = tensors();
+      await writer.write(a.name, a.data());
+      await expect(writer.write(a.name, a.data())).rejects.toThrow('tensor a.weight written twice');
+      await expect(writer.write('z.weight', a.data())).rejects.toThrow('tensor z.weight is not in the file');
+      await expect(writer.write('c.weight', a.data())).rejects.toThrow('tensor c.weight: 15 values for dims [2,2,2]');
+      await expect(writer.finish()).rejects.toThrow('tensors never written: b.weight, c.weight');
+    } finally {
+      await writer.close();
+    }
   });
 
   it('is read identically by node-llama-cpp’s own GGUF parser', async () => {
     const path = join(dir, 'cross.gguf');
-    await writeGgufFile(path, allTypes, tensors());
+    await writeInOrder(path, allTypes, tensors());
     const info = await readGgufFileInfo(path, { logWarnings: false });
     expect(info.version).toBe(3);
     expect(Number(info.tensorCount)).toBe(3);

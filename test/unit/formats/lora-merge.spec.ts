@@ -8,14 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { getLlama, LlamaLogLevel, type Llama, type Token } from 'node-llama-cpp';
-import { loraTensorName } from '../../../src/formats/adapter-validation.js';
 import { LORA_MODULES, type ModelArchitecture } from '../../../src/formats/architecture.js';
 import { encodeGguf, type GgufTensorSpec } from '../../../src/formats/gguf-writer.js';
 import { readGguf, readGgufTensor } from '../../helpers/gguf-reader.js';
 import { convertPeftToGguf, permuteQkRows, planPeftToGguf } from '../../../src/formats/lora-to-gguf.js';
 import { buildPeftAdapter, type PeftAdapterSpec } from '../../../src/demo/peft-adapter.js';
 import { parsePeftConfig, type PeftLoraConfig } from '../../../src/formats/peft-config.js';
-import { decodeTensor, validateSafetensors } from '../../../src/formats/safetensors.js';
+import { decodeFileTensor, validateSafetensors } from '../../helpers/safetensors.js';
 import { buildTinyModel, tinyArchitecture, type TinyModelSpec } from '../../../src/demo/tiny-model.js';
 import { mergePeftAdapter } from '../../helpers/lora-merge.js';
 
@@ -140,13 +139,13 @@ async function saveTamperedAdapter(
   adapter: { safetensors: Uint8Array; config: PeftLoraConfig },
   rows: (b: Float32Array, out: number, module: 'q_proj' | 'k_proj') => Float32Array,
 ): Promise<string> {
-  const plan = planPeftToGguf({ ...adapter, architecture });
   const header = validateSafetensors(adapter.safetensors);
+  const plan = planPeftToGguf(header, adapter.config, architecture);
   const tensors = plan.tensors.map((t): GgufTensorSpec => {
-    const match = /^blk\.(\d+)\.attn_([qk])\.weight\.lora_b$/.exec(t.name);
-    if (!match) return t;
-    const module = match[2] === 'q' ? 'q_proj' : 'k_proj';
-    return { ...t, data: () => rows(decodeTensor(adapter.safetensors, header, loraTensorName(Number(match[1]), module, 'B')), t.dims[1], module) };
+    const decoded = () => decodeFileTensor(adapter.safetensors, header, t.source);
+    const match = /^blk\.\d+\.attn_([qk])\.weight\.lora_b$/.exec(t.name);
+    if (!match) return { ...t, data: () => t.convert(decoded()) };
+    return { ...t, data: () => rows(decoded(), t.dims[1], match[1] === 'q' ? 'q_proj' : 'k_proj') };
   });
   return save(encodeGguf(plan.metadata, tensors));
 }
@@ -223,7 +222,7 @@ describe.each(FAMILIES)('tiny $spec.family: base + converted adapter equals the 
   /** Runs base + converted adapter and the merged model. */
   async function adapterAndMerged(adapter: { safetensors: Uint8Array; config: PeftLoraConfig }) {
     const loraPath = join(dir, `${files++}.lora.gguf`);
-    await convertPeftToGguf({ ...adapter, architecture }, loraPath);
+    await convertPeftToGguf({ safetensors: [adapter.safetensors], config: adapter.config, architecture }, loraPath);
     const merged = buildTinyModel(spec, (w) => mergePeftAdapter(w, architecture, adapter.config, adapter.safetensors));
     return { withAdapter: await run(basePath, prompt, loraPath), merged: await run(await save(merged.gguf), prompt) };
   }

@@ -2,7 +2,8 @@ import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { AdapterFormatError } from '../../../src/formats/format-error.js';
 import { writeSafetensors } from '../../../src/demo/safetensors-writer.js';
-import { DTYPE_BITS, SafetensorsStreamValidator, validateSafetensors, type SafetensorsHeader } from '../../../src/formats/safetensors.js';
+import { DTYPE_BITS, readSafetensors, SafetensorsStreamValidator, type SafetensorsHeader } from '../../../src/formats/safetensors.js';
+import { validateSafetensors } from '../../helpers/safetensors.js';
 
 type Outcome = { header: SafetensorsHeader } | { error: string };
 
@@ -25,6 +26,26 @@ function streamed(file: Uint8Array, cuts: number[]): SafetensorsHeader {
     start = point;
   }
   return validator.finish();
+}
+
+/** readSafetensors over the file cut at `cuts`: the header or error, and the tensors it handed over. */
+async function read(file: Uint8Array, cuts: number[]): Promise<{ outcome: Outcome; tensors: [string, Buffer][] }> {
+  const points = [...new Set(cuts.map((c) => c % (file.length + 1)))].sort((a, b) => a - b);
+  async function* chunks() {
+    let start = 0;
+    for (const point of [...points, file.length]) {
+      yield file.slice(start, point);
+      start = point;
+    }
+  }
+  const tensors: [string, Buffer][] = [];
+  const handlers = { header: () => undefined, tensor: (info: { name: string }, bytes: Uint8Array) => void tensors.push([info.name, Buffer.from(bytes)]) };
+  try {
+    return { outcome: { header: await readSafetensors(chunks(), handlers) }, tensors };
+  } catch (error) {
+    if (error instanceof AdapterFormatError) return { outcome: { error: error.message }, tensors };
+    throw error;
+  }
 }
 
 function fileWith(header: Uint8Array | string, data: Uint8Array): Buffer {
@@ -132,6 +153,27 @@ describe('safetensors validation under fuzzing', () => {
         expect(outcome(() => streamed(bytes, cuts))).toEqual(outcome(() => validateSafetensors(bytes)));
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it('reads valid and mutated files as the validator does, handing over exactly the bytes of each tensor, in order', async () => {
+    const mutatedArb = fc.tuple(validFileArb, fc.nat(), fc.integer({ min: 0, max: 255 }), fc.boolean()).map(([{ file }, at, value, mutate]) => {
+      const bytes = Buffer.from(file);
+      if (mutate) bytes[at % bytes.length] = value;
+      return mutate && at % 3 === 0 ? bytes.subarray(0, at % (bytes.length + 1)) : bytes;
+    });
+    await fc.assert(
+      fc.asyncProperty(mutatedArb, cutsArb, async (file, cuts) => {
+        const expected = outcome(() => validateSafetensors(file));
+        const { outcome: got, tensors } = await read(file, cuts);
+        expect(got).toEqual(expected);
+        if ('header' in expected) {
+          const { headerLength, tensors: infos } = expected.header;
+          const slice = (t: { begin: number; end: number }) => Buffer.from(file.subarray(8 + headerLength + t.begin, 8 + headerLength + t.end));
+          expect(tensors).toEqual(infos.map((t) => [t.name, slice(t)]));
+        }
+      }),
+      { numRuns: 300 },
     );
   });
 

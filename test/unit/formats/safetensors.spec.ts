@@ -2,7 +2,8 @@ import { describe, expect, it } from '@jest/globals';
 import { AdapterFormatError } from '../../../src/formats/format-error.js';
 import { writeSafetensors } from '../../../src/demo/safetensors-writer.js';
 import { encodeTensor, floatToBfloat16, floatToHalf, halfToFloat } from '../../../src/formats/float16.js';
-import { decodeTensor, parseSafetensorsHeader, SafetensorsStreamValidator, validateSafetensors } from '../../../src/formats/safetensors.js';
+import { decodeTensor, parseSafetensorsHeader, readSafetensors, SafetensorsStreamValidator, type SafetensorsHeader } from '../../../src/formats/safetensors.js';
+import { decodeFileTensor, validateSafetensors } from '../../helpers/safetensors.js';
 
 /** bfloat16 bits to a number: the upper half of a float32. */
 function bfloat16ToFloat(bits: number): number {
@@ -320,16 +321,85 @@ describe('half-precision conversions', () => {
       (['F32', 'F16', 'BF16'] as const).map((dtype) => ({ name: dtype, dtype, shape: [2, 3], data: encodeTensor(values, dtype) })),
     );
     const header = validateSafetensors(file);
-    expect([...decodeTensor(file, header, 'F32')]).toEqual([...values]);
-    expect([...decodeTensor(file, header, 'F16')]).toEqual([...values].map((v) => halfToFloat(floatToHalf(v))));
-    expect([...decodeTensor(file, header, 'BF16')]).toEqual([...values].map((v) => bfloat16ToFloat(floatToBfloat16(v))));
+    expect([...decodeFileTensor(file, header, 'F32')]).toEqual([...values]);
+    expect([...decodeFileTensor(file, header, 'F16')]).toEqual([...values].map((v) => halfToFloat(floatToHalf(v))));
+    expect([...decodeFileTensor(file, header, 'BF16')]).toEqual([...values].map((v) => bfloat16ToFloat(floatToBfloat16(v))));
     expect(encodeTensor(new Float32Array([1]), 'F16')).toEqual(new Uint8Array([0x00, 0x3c]));
-    expect(errorOf(() => decodeTensor(file, header, 'missing')).message).toMatch(/tensor missing not found/);
-    expect(errorOf(() => decodeTensor(file.subarray(0, file.length - 1), header, 'F16')).message).toMatch(/past the end/);
+    expect(encodeTensor(new Float32Array([1, -2]), 'F32')).toEqual(new Uint8Array([0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0]));
+    const f16 = header.tensors.find((t) => t.name === 'F16')!;
+    expect(errorOf(() => decodeTensor(f16, new Uint8Array(11))).message).toMatch(/data of tensor F16 is 11 bytes, expected 12/);
+  });
+
+  it('decodes F32 from bytes at any alignment', () => {
+    const values = new Float32Array([1.5, -0, 3e-45, -Infinity]);
+    const info = { name: 'x', dtype: 'F32', shape: [4], begin: 0, end: 16 };
+    const shifted = new Uint8Array(17);
+    shifted.set(encodeTensor(values, 'F32'), 1);
+    expect(decodeTensor(info, shifted.subarray(1))).toEqual(values);
   });
 
   it('refuses to decode other dtypes', () => {
     const file = writeSafetensors([{ name: 'i', dtype: 'I32', shape: [1], data: new Uint8Array(4) }]);
-    expect(errorOf(() => decodeTensor(file, validateSafetensors(file), 'i')).message).toMatch(/dtype I32; only F32, F16 and BF16/);
+    expect(errorOf(() => decodeFileTensor(file, validateSafetensors(file), 'i')).message).toMatch(/dtype I32; only F32, F16 and BF16/);
+  });
+});
+
+describe('readSafetensors', () => {
+  const file = writeSafetensors([
+    { name: 'big', dtype: 'F32', shape: [3, 4], data: f32Bytes([...Array(12).keys()]) },
+    { name: 'empty', dtype: 'F16', shape: [0, 4], data: new Uint8Array(0) },
+    { name: 'small', dtype: 'U8', shape: [3], data: new Uint8Array([7, 8, 9]) },
+  ]);
+  const header = validateSafetensors(file);
+
+  /** The file in chunks of `size` bytes. */
+  async function* chunks(bytes: Uint8Array, size: number) {
+    for (let i = 0; i < bytes.length; i += size) yield bytes.slice(i, i + size);
+  }
+
+  async function read(source: AsyncIterable<Uint8Array>) {
+    const events: string[] = [];
+    const tensors: [string, number[]][] = [];
+    const result = await readSafetensors(source, {
+      header: (h: SafetensorsHeader) => {
+        events.push(`header ${h.tensors.length}`);
+      },
+      tensor: (info, bytes) => {
+        events.push(info.name);
+        tensors.push([info.name, [...bytes]]);
+      },
+    });
+    return { result, events, tensors };
+  }
+
+  it.each([1, 3, 7, 64, file.length])('hands over each tensor’s bytes once, in file order, in chunks of %i bytes', async (size) => {
+    const { result, events, tensors } = await read(chunks(file, size));
+    expect(result).toEqual(header);
+    expect(events).toEqual(['header 3', ...header.tensors.map((t) => t.name)]);
+    expect(tensors).toEqual(header.tensors.map((t) => [t.name, [...file.subarray(8 + header.headerLength + t.begin, 8 + header.headerLength + t.end)]]));
+  });
+
+  it('fails as the validator does, without handing over a tensor that is cut short', async () => {
+    const names: string[] = [];
+    const truncated = file.subarray(0, file.length - 1);
+    await expect(readSafetensors(chunks(truncated, 5), { header: () => undefined, tensor: (info) => void names.push(info.name) })).rejects.toThrow(
+      errorOf(() => validateSafetensors(truncated)).message,
+    );
+    expect(names).toEqual(['big', 'empty']);
+    const longer = Buffer.concat([file, Buffer.alloc(1)]);
+    await expect(read(chunks(longer, 5))).rejects.toThrow(errorOf(() => validateSafetensors(longer)).message);
+  });
+
+  it('stops reading when a handler throws', async () => {
+    let pulled = 0;
+    async function* counted() {
+      for await (const chunk of chunks(file, 4)) {
+        pulled++;
+        yield chunk;
+      }
+    }
+    const refusal = new Error('not this adapter');
+    await expect(readSafetensors(counted(), { header: () => { throw refusal; }, tensor: () => undefined })).rejects.toBe(refusal);
+    expect(pulled).toBe(Math.ceil((8 + header.headerLength) / 4));
   });
 });
