@@ -33,6 +33,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
 import { loadModels } from '../src/catalog/models-file.js';
 import { convertPeftToGguf } from '../src/formats/lora-to-gguf.js';
 import { buildPeftAdapter } from '../src/demo/peft-adapter.js';
@@ -105,6 +106,10 @@ async function childCpuSeconds(pid: number): Promise<number> {
 class DirFiles implements AdapterFileSource {
   async readToFile(key: string, path: string): Promise<void> {
     await copyFile(key, path);
+  }
+
+  async readStream(key: string): Promise<Readable> {
+    return createReadStream(key);
   }
 }
 

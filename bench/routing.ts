@@ -28,6 +28,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { BUILTIN_MODELS } from '../src/catalog/builtin-models.js';
 import type { ModelDefinition } from '../src/catalog/model-definition.js';
@@ -95,7 +96,11 @@ async function main(): Promise<void> {
     ...base,
     engine: { type: 'vllm', replicas: servers.map((s) => s.url), served_model: 'bench/base', adapter_dir: join(dir, 'adapters'), max_loras: MAX_LORAS },
   };
-  const files = { readToFile: (key: string, path: string) => writeFile(path, key.endsWith('.json') ? '{"peft_type":"LORA"}' : 'weights') };
+  const content = (key: string) => (key.endsWith('.json') ? '{"peft_type":"LORA"}' : 'weights');
+  const files = {
+    readToFile: (key: string, path: string) => writeFile(path, content(key)),
+    readStream: async (key: string) => Readable.from([Buffer.from(content(key))]),
+  };
   const engine = new VllmEngine({ model, files, cacheDir: join(dir, 'cache') });
   const fleet: Fleet = engine.fleet;
 

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { ModelDefinition } from '../catalog/model-definition.js';
 import type { Usage } from '../usage/token-usage.js';
 
@@ -58,9 +59,12 @@ export interface InferenceEngine {
   readonly adapterCache?: AdapterCacheCounts;
 }
 
-/** Reads a stored object into a local file (implemented by ObjectStorage). */
+/** Reads stored objects (implemented by ObjectStorage). */
 export interface AdapterFileSource {
+  /** Reads an object into a local file. */
   readToFile(key: string, path: string): Promise<void>;
+  /** An object's bytes as they arrive; the caller reads the stream to its end or destroys it. */
+  readStream(key: string): Promise<Readable>;
 }
 
 export interface EngineContext {

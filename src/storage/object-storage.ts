@@ -215,6 +215,25 @@ export class ObjectStorage {
     }
   }
 
+  /** The object's bytes as they arrive; a connection lost on the way fails the stream as a storage outage. */
+  async readStream(key: string): Promise<Readable> {
+    const body = await this.read(key);
+    const unavailable = (error: unknown) => (isStreamNetworkError(error) ? this.unavailable('readStream', error, key) : error);
+    const stream = Readable.from(
+      (async function* () {
+        try {
+          yield* body;
+        } catch (error) {
+          throw unavailable(error);
+        }
+      })(),
+      { objectMode: false },
+    );
+    // Destroyed before its first read, the generator never runs: the response must still be released.
+    stream.once('close', () => body.destroy());
+    return stream;
+  }
+
   destroy(): void {
     this.client.destroy();
   }

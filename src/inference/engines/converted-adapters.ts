@@ -3,8 +3,10 @@
  * directory so that later uses and restarts reuse them. Concurrent first uses share one conversion.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { convertPeftToGguf } from '../../formats/lora-to-gguf.js';
 import { parsePeftConfig } from '../../formats/peft-config.js';
 import type { AdapterRef, EngineContext } from '../engine.js';
@@ -18,17 +20,26 @@ export async function fileSize(path: string): Promise<number | null> {
   }
 }
 
+/** A converted adapter: its GGUF file and size. */
+export interface ConvertedAdapter {
+  path: string;
+  bytes: number;
+}
+
 export class ConvertedAdapters {
-  private readonly conversions = new Map<string, Promise<string>>();
+  private readonly conversions = new Map<string, Promise<ConvertedAdapter>>();
+  private readonly ggufDir: string;
   /** Uses served by an already converted GGUF or a conversion under way. */
   hits = 0;
   /** Uses that converted the adapter. */
   misses = 0;
 
-  constructor(private readonly ctx: EngineContext) {}
+  constructor(private readonly ctx: EngineContext) {
+    this.ggufDir = join(ctx.cacheDir, 'gguf');
+  }
 
-  /** The adapter's GGUF path, converting it first if needed. */
-  gguf(adapter: AdapterRef): Promise<string> {
+  /** The adapter's GGUF file, converting it first if needed. */
+  gguf(adapter: AdapterRef): Promise<ConvertedAdapter> {
     const { version } = adapter;
     let conversion = this.conversions.get(version);
     if (conversion) this.hits++;
@@ -42,42 +53,52 @@ export class ConvertedAdapters {
     return conversion;
   }
 
-  private async convert({ version, configKey, weightsKey }: AdapterRef): Promise<string> {
+  /**
+   * Streams both files from storage straight into the conversion: nothing is downloaded to disk first, and the
+   * weights are converted while they arrive.
+   */
+  private async convert({ version, configKey, weightsKey }: AdapterRef): Promise<ConvertedAdapter> {
     if (!/^[\w-]+$/.test(version)) throw new Error(`adapter version ${JSON.stringify(version)} is not a safe file name`);
-    const ggufDir = join(this.ctx.cacheDir, 'gguf');
-    const ggufPath = join(ggufDir, `${version}.gguf`);
-    if ((await fileSize(ggufPath)) !== null) {
+    const ggufPath = join(this.ggufDir, `${version}.gguf`);
+    const existing = await fileSize(ggufPath);
+    if (existing !== null) {
       this.hits++;
-      return ggufPath;
+      return { path: ggufPath, bytes: existing };
     }
     this.misses++;
 
-    const downloadDir = join(this.ctx.cacheDir, 'adapters', version);
-    const configPath = join(downloadDir, 'adapter_config.json');
-    const weightsPath = join(downloadDir, 'adapter_model.safetensors');
-    await mkdir(downloadDir, { recursive: true });
-    await mkdir(ggufDir, { recursive: true });
+    const { architecture, limits, base_model } = this.ctx.model;
+    if (!architecture) throw new Error(`model ${this.ctx.model.name} has no architecture to apply adapters to`);
+    await mkdir(this.ggufDir, { recursive: true });
+    // Both requests at once: the weights start arriving while the config is read and parsed.
+    const [configStream, weights] = await openAll([this.ctx.files.readStream(configKey), this.ctx.files.readStream(weightsKey)]);
     const tmpPath = `${ggufPath}.${randomBytes(6).toString('hex')}.tmp`;
     try {
-      await Promise.all([
-        this.ctx.files.readToFile(configKey, configPath),
-        this.ctx.files.readToFile(weightsKey, weightsPath),
-      ]);
-      const { architecture, limits, base_model } = this.ctx.model;
-      if (!architecture) throw new Error(`model ${this.ctx.model.name} has no architecture to apply adapters to`);
-      const { config } = parsePeftConfig(await readFile(configPath), {
+      const { config } = parsePeftConfig(await buffer(configStream), {
         architecture,
         maxLoraRank: limits.max_lora_rank,
         baseModelName: base_model ?? undefined,
       });
-      await convertPeftToGguf({ safetensors: [await readFile(weightsPath)], config, architecture }, tmpPath);
+      const bytes = await convertPeftToGguf({ safetensors: weights, config, architecture }, tmpPath);
       // Atomic: a crash mid-write never leaves a truncated file under the final name.
       await rename(tmpPath, ggufPath);
-      return ggufPath;
-    } finally {
+      return { path: ggufPath, bytes };
+    } catch (error) {
       await rm(tmpPath, { force: true });
-      // Only the GGUF is used from now on.
-      await rm(downloadDir, { recursive: true, force: true });
+      throw error;
+    } finally {
+      // Read to the end by now unless something failed first: then this releases the connection.
+      configStream.destroy();
+      weights.destroy();
     }
   }
+}
+
+/** Opens every stream, or none: when one cannot be opened, those that could are released. */
+async function openAll(opening: Promise<Readable>[]): Promise<Readable[]> {
+  const results = await Promise.allSettled(opening);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed === undefined) return results.map((r) => (r as PromiseFulfilledResult<Readable>).value);
+  for (const r of results) if (r.status === 'fulfilled') r.value.destroy();
+  throw failed.reason;
 }

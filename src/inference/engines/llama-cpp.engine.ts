@@ -24,7 +24,7 @@ import type {
   InferenceEngine,
   SamplingOptions,
 } from '../engine.js';
-import { ConvertedAdapters, fileSize } from './converted-adapters.js';
+import { ConvertedAdapters, fileSize, type ConvertedAdapter } from './converted-adapters.js';
 import { StepScheduler } from './step-scheduler.js';
 import { StopCutter } from './stop-cutter.js';
 import { TokenText } from './token-text.js';
@@ -53,16 +53,10 @@ export interface LlamaCppEngineOptions {
 
 type FinishReason = GenerationResult['finishReason'];
 
-/** A converted adapter: its GGUF file and size. */
-interface LoadedAdapter {
-  path: string;
-  bytes: number;
-}
-
 /** What a request needs from the pool: a sequence, for a given adapter ('' for the base model). */
 interface Waiter {
   version: string;
-  adapter: LoadedAdapter | undefined;
+  adapter: ConvertedAdapter | undefined;
   resolve: (sequence: LlamaContextSequence | null) => void;
   reject: (error: unknown) => void;
   signal: AbortSignal;
@@ -112,7 +106,7 @@ export class LlamaCppEngine implements InferenceEngine {
   /** Running requests by adapter version. */
   private readonly running = new Map<string, number>();
   /** GGUF path and bytes of each adapter version loaded into the current model instance. */
-  private readonly loadedAdapters = new Map<string, LoadedAdapter>();
+  private readonly loadedAdapters = new Map<string, ConvertedAdapter>();
   private context!: LlamaContext;
   /** The adapter version set on the context ('' none; null unknown). */
   private contextAdapter: string | null = '';
@@ -191,11 +185,7 @@ export class LlamaCppEngine implements InferenceEngine {
       throw new ApiError('validation', `prompt: ${tokens.length} tokens do not fit the model's context of ${size} tokens`);
     }
     const version = request.adapter?.version ?? '';
-    let adapter: LoadedAdapter | undefined;
-    if (request.adapter) {
-      const path = await this.adapters.gguf(request.adapter);
-      adapter = { path, bytes: (await fileSize(path)) ?? 0 };
-    }
+    const adapter = request.adapter ? await this.adapters.gguf(request.adapter) : undefined;
     const sequence = await this.acquire(version, adapter, request.signal);
     if (!sequence) return result('', 0, 'aborted');
     try {
@@ -335,7 +325,7 @@ export class LlamaCppEngine implements InferenceEngine {
   }
 
   /** Waits (FIFO) for a free sequence; null when the signal aborts first. */
-  private acquire(version: string, adapter: LoadedAdapter | undefined, signal: AbortSignal): Promise<LlamaContextSequence | null> {
+  private acquire(version: string, adapter: ConvertedAdapter | undefined, signal: AbortSignal): Promise<LlamaContextSequence | null> {
     this.ensureUsable();
     if (signal.aborted) return Promise.resolve(null);
     return new Promise<LlamaContextSequence | null>((resolve, reject) => {

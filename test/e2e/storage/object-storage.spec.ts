@@ -286,6 +286,8 @@ describe('ObjectStorage against s3rver', () => {
     await storage.readToFile(key, path);
     expect(createHash('sha256').update(readFileSync(path)).digest('hex')).toBe(sha256Of(size));
     expect(readdirSync(workDir)).toEqual(['adapter.safetensors']);
+
+    expect(await sha256OfStream(await storage.readStream(key))).toBe(sha256Of(size));
   }, 60_000);
 
   it('sends a body that fits in one part in a single request, and larger ones in parts', async () => {
@@ -341,6 +343,28 @@ describe('ObjectStorage against s3rver', () => {
     expect(proxy.parts.filter((k) => k === key)).toHaveLength(9);
     expect(await sha256OfStream(await objects.read(key))).toBe(sha256Of(size));
   }, 60_000);
+
+  it('reports a connection lost in the middle of a streamed read as storageUnavailable', async () => {
+    // Stands in for S3: answers any GET with the headers of a 1 MiB object, sends 64 KiB of it and hangs up.
+    const cut = createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-length': String(MiB), 'content-type': 'application/octet-stream' });
+      res.write(chunkAt(0), () => res.socket?.destroy());
+    });
+    await new Promise<void>((resolve) => cut.listen(0, '127.0.0.1', resolve));
+    const cutting = new ObjectStorage(options({ endpoint: `http://127.0.0.1:${(cut.address() as AddressInfo).port}` }));
+    try {
+      const stream = await cutting.readStream('cut/adapter.safetensors');
+      const error = await sha256OfStream(stream).then(() => undefined, (thrown: unknown) => thrown);
+      expect(error).toBeInstanceOf(ApiError);
+      expect(error).toMatchObject({ error: 'storageUnavailable', status: 503 });
+      expect((error as Error).message).toContain('readStream of "cut/adapter.safetensors"');
+    } finally {
+      cutting.destroy();
+      cut.closeAllConnections();
+      await new Promise<void>((resolve) => cut.close(() => resolve()));
+    }
+  });
 
   it('returns null from head for a missing key and deletes idempotently', async () => {
     expect(await objects.head('missing/nothing.bin')).toBeNull();

@@ -2,13 +2,15 @@
  * LlamaCppEngine against real tiny GGUF models and PEFT adapters: caching, context management, sampling,
  * streaming, stop strings, aborts, and equality with a model that has the adapter merged into its weights.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { getLlama, LlamaLogLevel, type Token } from 'node-llama-cpp';
 
 import type { EngineConfig, ModelDefinition } from '../../../src/catalog/model-definition.js';
 import { loadModels } from '../../../src/catalog/models-file.js';
+import { AdapterFormatError } from '../../../src/formats/format-error.js';
 import { parsePeftConfig } from '../../../src/formats/peft-config.js';
 import { buildTinyModel, TINY_MODELS, TINY_SAMPLE_ADAPTERS } from '../../../src/demo/tiny-model.js';
 import { mergePeftAdapter } from '../../helpers/lora-merge.js';
@@ -18,16 +20,29 @@ import { tinySetup, type TinySetup } from '../../helpers/tiny.js';
 
 jest.setTimeout(30_000);
 
-/** Stored objects by key, counting reads (a file source, as ObjectStorage is one). */
+/** Stored objects by key, counting reads and keeping the streams handed out (a file source, as ObjectStorage is one). */
 class MemoryFiles implements AdapterFileSource {
   readonly objects = new Map<string, Buffer>();
   readonly reads = new Map<string, number>();
+  readonly streams: Readable[] = [];
 
   async readToFile(key: string, path: string): Promise<void> {
+    await writeFile(path, this.read(key));
+  }
+
+  async readStream(key: string): Promise<Readable> {
+    const bytes = this.read(key);
+    // In chunks, as a download arrives.
+    const stream = Readable.from(Array.from({ length: Math.ceil(bytes.length / 4096) }, (_, i) => bytes.subarray(i * 4096, (i + 1) * 4096)));
+    this.streams.push(stream);
+    return stream;
+  }
+
+  private read(key: string): Buffer {
     const bytes = this.objects.get(key);
     if (!bytes) throw new Error(`no object ${key}`);
     this.reads.set(key, (this.reads.get(key) ?? 0) + 1);
-    await writeFile(path, bytes);
+    return bytes;
   }
 }
 
@@ -192,6 +207,25 @@ describe('adapter cache', () => {
     const restarted = await engineFor('llama', {}, { cacheDir });
     expect((await restarted.generate(request('llama', { adapter: ref }))).text).toBe(first.text);
     expect(readsOf(ref)).toEqual([1, 1]);
+  });
+
+  it('a conversion that fails leaves no file behind, releases both downloads, and is retried on the next use', async () => {
+    const cacheDir = await mkdtemp(join(dir, 'cache-'));
+    const engine = await engineFor('llama', {}, { cacheDir });
+    const qv = adapter('tiny-llama-qv');
+    // The config of another adapter: the weights do not match it.
+    const mismatched = { ...qv, version: 'mismatched', configKey: adapter('tiny-llama-all-rslora').configKey };
+    const missing = { ...qv, version: 'missing', configKey: 'nowhere/config' };
+    const opened = files.streams.length;
+    await expect(engine.generate(request('llama', { adapter: mismatched }))).rejects.toThrow(AdapterFormatError);
+    await expect(engine.generate(request('llama', { adapter: missing }))).rejects.toThrow('no object nowhere/config');
+    expect(files.streams.slice(opened).map((s) => s.destroyed)).toEqual([true, true, true]);
+    expect(await readdir(join(cacheDir, 'gguf'))).toEqual([]);
+
+    files.objects.set(missing.configKey, files.objects.get(qv.configKey)!);
+    expect((await engine.generate(request('llama', { adapter: missing }))).text).toBe((await engine.generate(request('llama', { adapter: qv }))).text);
+    expect(await readdir(join(cacheDir, 'gguf'))).toEqual(['missing.gguf', `${qv.version}.gguf`].sort());
+    files.objects.delete(missing.configKey);
   });
 });
 

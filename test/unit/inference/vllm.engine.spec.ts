@@ -4,6 +4,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { BUILTIN_MODELS } from '../../../src/catalog/builtin-models.js';
 import type { EngineConfig, ModelDefinition } from '../../../src/catalog/model-definition.js';
 import type { AdapterFileSource, AdapterRef, GenerationRequest } from '../../../src/inference/engine.js';
@@ -56,6 +57,10 @@ function files() {
     readToFile: async (key: string, path: string) => {
       reads.push(key);
       await writeFile(path, objects[key]);
+    },
+    readStream: async (key: string) => {
+      reads.push(key);
+      return Readable.from([objects[key]]);
     },
   };
 }
@@ -212,6 +217,7 @@ describe('VllmEngine', () => {
         await writeFile(path, key === ADAPTER.configKey ? CONFIG_JSON : WEIGHTS);
         if (hideConfig && key === ADAPTER.weightsKey) await rm(join(path, '..', 'adapter_config.json'));
       },
+      readStream: files().readStream,
     };
     const vllm = engine(server, {}, source);
 
@@ -363,6 +369,7 @@ describe('VllmEngine', () => {
     const other: AdapterRef = { ...ADAPTER, finetuneId: '6c1e2b1f-4d8c-4a66-8b4a-1e7d4c2a8f32' };
     const source = {
       readToFile: async (key: string, path: string) => writeFile(path, key === ADAPTER.configKey ? CONFIG_JSON : WEIGHTS),
+      readStream: files().readStream,
     };
     const vllm = engine(server, { max_loras: 1 }, source);
 
@@ -431,7 +438,11 @@ describe('VllmEngine', () => {
 describe('VllmEngine load failures', () => {
   it("passes on vLLM's 500 for an adapter it cannot add, and keeps the replica in rotation", async () => {
     const server = await standIn();
-    const source = { readToFile: async (key: string, path: string) => writeFile(path, key === ADAPTER.configKey ? '{not json' : WEIGHTS) };
+    const content = (key: string) => (key === ADAPTER.configKey ? Buffer.from('{not json') : WEIGHTS);
+    const source = {
+      readToFile: async (key: string, path: string) => writeFile(path, content(key)),
+      readStream: async (key: string) => Readable.from([content(key)]),
+    };
     const vllm = engine(server, {}, source);
 
     const error = await rejection(vllm.generate(request({ adapter: ADAPTER })));
