@@ -462,6 +462,11 @@ export function decodeTensor(info: TensorInfo, bytes: Uint8Array, reuse = false)
     }
     case 'F16': {
       const table = (halfTable ??= Float32Array.from({ length: 0x10000 }, (_, bits) => halfToFloat(bits)));
+      if (LITTLE_ENDIAN && bytes.byteOffset % 2 === 0) {
+        const halves = new Uint16Array(bytes.buffer, bytes.byteOffset, count);
+        for (let i = 0; i < count; i++) out[i] = table[halves[i]];
+        break;
+      }
       for (let i = 0; i < out.length; i++) out[i] = table[bytes[2 * i] | (bytes[2 * i + 1] << 8)];
       break;
     }

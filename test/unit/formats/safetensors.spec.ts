@@ -330,12 +330,20 @@ describe('half-precision conversions', () => {
     expect(errorOf(() => decodeTensor(f16, new Uint8Array(11))).message).toMatch(/data of tensor F16 is 11 bytes, expected 12/);
   });
 
-  it('decodes F32 from bytes at any alignment', () => {
-    const values = new Float32Array([1.5, -0, 3e-45, -Infinity]);
-    const info = { name: 'x', dtype: 'F32', shape: [4], begin: 0, end: 16 };
-    const shifted = new Uint8Array(17);
-    shifted.set(encodeTensor(values, 'F32'), 1);
-    expect(decodeTensor(info, shifted.subarray(1))).toEqual(values);
+  it.each([['F32', 4], ['F16', 2], ['BF16', 2]] as const)('decodes %s from bytes at any alignment, reusing aligned F32 bytes on request', (dtype, size) => {
+    const values = new Float32Array([1.5, -0, 6e-8, -Infinity, 65504, -2.5]);
+    const encoded = encodeTensor(values, dtype);
+    const info = { name: 'x', dtype, shape: [2, 3], begin: 0, end: 6 * size };
+    const expected = decodeTensor(info, encoded);
+    for (let shift = 0; shift < 4; shift++) {
+      const shifted = new Uint8Array(encoded.length + shift);
+      shifted.set(encoded, shift);
+      const bytes = shifted.subarray(shift);
+      expect(decodeTensor(info, bytes)).toEqual(expected);
+      const reused = decodeTensor(info, bytes, true);
+      expect(reused).toEqual(expected);
+      expect(reused.buffer === shifted.buffer).toBe(dtype === 'F32' && shift === 0);
+    }
   });
 
   it('refuses to decode other dtypes', () => {
