@@ -53,13 +53,8 @@ export function floatToBfloat16(value: number): number {
 /** Typed arrays use the platform's byte order; safetensors and GGUF are little-endian. */
 export const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-/**
- * Encodes values as little-endian F32, F16 or BF16 bytes (half types round to nearest even). F32 bytes may be a view
- * of `values`.
- */
+/** Encodes values as little-endian F32, F16 or BF16 bytes (half types round to nearest even). */
 export function encodeTensor(values: Float32Array, dtype: 'F32' | 'F16' | 'BF16'): Uint8Array {
-  // The values' own bytes already are the encoding (no copy) on little-endian hosts.
-  if (dtype === 'F32' && LITTLE_ENDIAN) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
   if (dtype === 'F32') {
     const out = new Uint8Array(values.length * 4);
     const view = new DataView(out.buffer);

@@ -3,7 +3,7 @@
  * constants are exported for readers that check files against the same rules.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { encodeTensor } from './float16.js';
+import { encodeTensor, LITTLE_ENDIAN } from './float16.js';
 
 export const GGUF_VERSION = 3;
 const GGUF_DEFAULT_ALIGNMENT = 32;
@@ -217,20 +217,29 @@ const MAX_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
 
 /**
  * Writes a GGUF file whose tensors are produced in any order (e.g. in the order a source file holds them): the
- * header fixes every tensor's position, so each is written in place as soon as it is ready. Writes run while the
- * caller produces the next tensors, with at most MAX_BYTES_IN_FLIGHT (or one tensor) held for them.
+ * header fixes every tensor's position, so each is written in place as soon as it is ready. A tensor's values are
+ * produced straight into one of the writer's buffers, which is reused once written: writes run while the next
+ * tensors are produced, with at most MAX_BYTES_IN_FLIGHT (or two tensors) in buffers, and nothing is allocated per
+ * tensor.
  */
 export class GgufFileWriter {
   private readonly pending = new Set<Promise<void>>();
   private readonly written = new Set<string>();
-  private bytesInFlight = 0;
+  private readonly buffers: Uint8Array[] = [];
+  private buffersMade = 0;
+  private readonly maxBuffers: number;
+  private readonly bufferBytes: number;
+  private readonly waitingForBuffer: (() => void)[] = [];
   private failure: { error: unknown } | undefined;
 
   private constructor(
     private readonly file: FileHandle,
     private readonly layout: GgufLayout,
     private readonly tensors: Map<string, { info: GgufTensorInfo; position: number }>,
-  ) {}
+  ) {
+    this.bufferBytes = Math.max(0, ...[...tensors.values()].map(({ info }) => alignUp(tensorByteLength(info), layout.alignment)));
+    this.maxBuffers = Math.max(2, Math.floor(MAX_BYTES_IN_FLIGHT / Math.max(1, this.bufferBytes)));
+  }
 
   /** Creates (or truncates) `path` and writes the header. */
   static async create(path: string, metadata: GgufMetadata, tensors: GgufTensorInfo[]): Promise<GgufFileWriter> {
@@ -242,21 +251,35 @@ export class GgufFileWriter {
   }
 
   /**
-   * Queues a tensor's data, which must not change until the file is finished; resolves once it is queued, waiting
-   * first while too much is being written.
+   * Writes the tensor `name`: `fill` puts its values into the array it is given (synchronously). Resolves once the
+   * write is under way, after waiting for a free buffer while too much is being written.
    */
-  async write(name: string, values: Float32Array): Promise<void> {
+  async write(name: string, fill: (values: Float32Array) => void): Promise<void> {
     const tensor = this.tensors.get(name);
     if (tensor === undefined) throw new GgufError(`tensor ${name} is not in the file's header`);
     if (this.written.has(name)) throw new GgufError(`tensor ${name} written twice`);
-    const [data, padding] = encodeTensorData(tensor.info, values, this.layout.alignment);
     this.written.add(name);
-    while (this.bytesInFlight > 0 && this.bytesInFlight + data.length > MAX_BYTES_IN_FLIGHT) {
-      await Promise.race(this.pending);
+    const buffer = await this.freeBuffer();
+    try {
+      this.throwIfFailed();
+      const { info, position } = tensor;
+      const count = elementCount(info.dims);
+      const length = tensorByteLength(info);
+      if (info.type === 'F32' && LITTLE_ENDIAN) {
+        fill(new Float32Array(buffer.buffer, buffer.byteOffset, count));
+      } else {
+        const values = new Float32Array(count);
+        fill(values);
+        buffer.set(encodeTensor(values, info.type));
+      }
+      const padded = alignUp(length, this.layout.alignment);
+      buffer.fill(0, length, padded);
+      this.start(buffer.subarray(0, padded), position, buffer);
+    } catch (error) {
+      this.written.delete(name);
+      this.releaseBuffer(buffer);
+      throw error;
     }
-    this.throwIfFailed();
-    this.start(data, tensor.position);
-    if (padding.length > 0) this.start(padding, tensor.position + data.length);
   }
 
   /** Waits for every write and checks that every tensor was written; returns the file size. */
@@ -274,19 +297,31 @@ export class GgufFileWriter {
     await this.file.close();
   }
 
-  private start(bytes: Uint8Array, position: number): void {
-    this.bytesInFlight += bytes.length;
-    const write: Promise<void> = writeFully(this.file, bytes, position).then(
-      () => {
-        this.bytesInFlight -= bytes.length;
-        this.pending.delete(write);
-      },
-      (error: unknown) => {
-        this.bytesInFlight -= bytes.length;
-        this.pending.delete(write);
+  private async freeBuffer(): Promise<Uint8Array> {
+    while (this.buffers.length === 0 && this.buffersMade >= this.maxBuffers) {
+      await new Promise<void>((resolve) => this.waitingForBuffer.push(resolve));
+    }
+    if (this.buffers.length > 0) return this.buffers.pop()!;
+    this.buffersMade++;
+    // Not zeroed (every byte is written before use) and not pooled, so that it starts aligned for a Float32Array.
+    return Buffer.allocUnsafeSlow(this.bufferBytes);
+  }
+
+  private releaseBuffer(buffer: Uint8Array): void {
+    this.buffers.push(buffer);
+    this.waitingForBuffer.shift()?.();
+  }
+
+  /** Starts writing `bytes` at `position`; `buffer`, if given, is released when done. */
+  private start(bytes: Uint8Array, position: number, buffer?: Uint8Array): void {
+    const write: Promise<void> = writeFully(this.file, bytes, position)
+      .catch((error: unknown) => {
         this.failure ??= { error };
-      },
-    );
+      })
+      .finally(() => {
+        this.pending.delete(write);
+        if (buffer) this.releaseBuffer(buffer);
+      });
     this.pending.add(write);
   }
 

@@ -6,7 +6,7 @@ import { LORA_MODULES, moduleFeatures, type LoraModule, type ModelArchitecture, 
 import { loraTensorName, validateAdapterPair } from './adapter-validation.js';
 import { gguf, GgufFileWriter, type GgufMetadata, type GgufTensorInfo } from './gguf-writer.js';
 import { isTargeted, rankFor, scaleFor, type PeftLoraConfig } from './peft-config.js';
-import { decodeTensor, readSafetensors, type SafetensorsHeader } from './safetensors.js';
+import { decodeTensor, readSafetensors, tensorValues, type SafetensorsHeader } from './safetensors.js';
 
 /** llama.cpp tensor name (`blk.{i}.<name>.weight`) of each PEFT target module. */
 export const GGUF_MODULE_NAMES: Record<LoraModule, string> = {
@@ -38,21 +38,28 @@ export function qkPermuteHeads(arch: ModelArchitecture, module: LoraModule): num
 
 /**
  * `LlamaModel.permute` on a row-major [rows, cols] matrix: `reshape(n_head, 2, rows/n_head/2, cols)
- * .swapaxes(1, 2)`, i.e. within each head, output row 2i+j is input row j*(head_dim/2)+i.
+ * .swapaxes(1, 2)`, i.e. within each head, output row 2i+j is input row j*(head_dim/2)+i. Writes into `out`
+ * (same length as `data`, not the same array), or a new array; with a `factor`, each value is also multiplied by it.
  */
-export function permuteQkRows(data: Float32Array, rows: number, nHead: number): Float32Array {
+export function permuteQkRows(
+  data: Float32Array,
+  rows: number,
+  nHead: number,
+  out: Float32Array = new Float32Array(data.length),
+  factor = 1,
+): Float32Array {
   const cols = data.length / rows;
   const half = rows / nHead / 2;
   if (!Number.isInteger(cols) || !Number.isInteger(half)) {
     throw new Error(`cannot permute ${rows} rows for ${nHead} heads`);
   }
-  const out = new Float32Array(data.length);
   for (let h = 0; h < nHead; h++) {
     for (let i = 0; i < half; i++) {
       for (let j = 0; j < 2; j++) {
         const from = (h * 2 * half + j * half + i) * cols;
         const to = (h * 2 * half + 2 * i + j) * cols;
-        out.set(data.subarray(from, from + cols), to);
+        if (factor === 1) out.set(data.subarray(from, from + cols), to);
+        else for (let c = 0; c < cols; c++) out[to + c] = data[from + c] * factor;
       }
     }
   }
@@ -70,11 +77,19 @@ export interface PeftToGgufInput {
 export interface GgufLoraTensor extends GgufTensorInfo {
   /** The safetensors tensor it is made from. */
   source: string;
-  /**
-   * Folds the module's scale correction into lora_b and puts q/k rows in llama.cpp's order. Never changes `values`
-   * (which may be a view of the source's bytes) but may return them.
-   */
-  convert: (values: Float32Array) => Float32Array;
+  /** What its values are multiplied by: lora_b's scale correction, 1 for lora_a. */
+  factor: number;
+  /** Head count of q/k lora_b, whose rows permuteQkRows puts in llama.cpp's order; null for the others. */
+  permuteHeads: number | null;
+}
+
+/** Writes the GGUF values of `tensor` into `out` (returned), from its source tensor's values (left unchanged). */
+export function convertLoraTensor(tensor: GgufLoraTensor, values: Float32Array, out: Float32Array): Float32Array {
+  const { factor, permuteHeads } = tensor;
+  if (permuteHeads !== null) return permuteQkRows(values, tensor.dims[1], permuteHeads, out, factor);
+  if (factor === 1) out.set(values);
+  else for (let i = 0; i < values.length; i++) out[i] = values[i] * factor;
+  return out;
 }
 
 export interface GgufLoraPlan {
@@ -107,17 +122,8 @@ export function planPeftToGguf(header: SafetensorsHeader, config: PeftLoraConfig
       const heads = qkPermuteHeads(architecture, module);
       const base = `blk.${layer}.${GGUF_MODULE_NAMES[module]}.weight`;
       tensors.push(
-        { name: `${base}.lora_a`, dims: [inF, r], type: 'F32', source: loraTensorName(layer, module, 'A'), convert: (a) => a },
-        {
-          name: `${base}.lora_b`,
-          dims: [r, outF],
-          type: 'F32',
-          source: loraTensorName(layer, module, 'B'),
-          convert: (b) => {
-            const scaled = factor === 1 ? b : b.map((v) => v * factor);
-            return heads === null ? scaled : permuteQkRows(scaled, outF, heads);
-          },
-        },
+        { name: `${base}.lora_a`, dims: [inF, r], type: 'F32', source: loraTensorName(layer, module, 'A'), factor: 1, permuteHeads: null },
+        { name: `${base}.lora_b`, dims: [r, outF], type: 'F32', source: loraTensorName(layer, module, 'B'), factor, permuteHeads: heads },
       );
     }
   }
@@ -133,11 +139,14 @@ export function planPeftToGguf(header: SafetensorsHeader, config: PeftLoraConfig
 
 /**
  * Converts the adapter as its bytes arrive and writes the GGUF adapter to `outPath`; returns the file size. Each
- * tensor is converted once its bytes are in and written at its place in the GGUF file, so memory holds a few
- * tensors whatever the adapter's size, and reading, converting and writing overlap.
+ * tensor is converted once its bytes are in, straight into the writer's buffer, and written at its place in the
+ * GGUF file: memory holds a few tensors whatever the adapter's size, nothing is allocated per tensor, and reading,
+ * converting and writing overlap. A file left by a failure is the caller's to remove.
  */
 export async function convertPeftToGguf({ safetensors, config, architecture }: PeftToGgufInput, outPath: string): Promise<number> {
   const output: { writer?: GgufFileWriter; bySource?: Map<string, GgufLoraTensor> } = {};
+  // Decoded values of a tensor that is permuted or scaled on its way into the writer's buffer.
+  let scratch = new Float32Array(0);
   try {
     await readSafetensors(safetensors, {
       header: async (header) => {
@@ -147,7 +156,15 @@ export async function convertPeftToGguf({ safetensors, config, architecture }: P
       },
       tensor: async (info, bytes) => {
         const tensor = output.bySource!.get(info.name);
-        if (tensor) await output.writer!.write(tensor.name, tensor.convert(decodeTensor(info, bytes, true)));
+        if (tensor === undefined) return;
+        await output.writer!.write(tensor.name, (out) => {
+          if (tensor.factor === 1 && tensor.permuteHeads === null) {
+            decodeTensor(info, bytes, out);
+            return;
+          }
+          if (scratch.length < out.length) scratch = new Float32Array(out.length);
+          convertLoraTensor(tensor, tensorValues(info, bytes, scratch.subarray(0, out.length)), out);
+        });
       },
     });
     // readSafetensors returns only after a valid header, so the writer exists.

@@ -370,17 +370,16 @@ export interface SafetensorsHandlers {
   /** Called once the header has arrived, before any tensor; throwing rejects the file. */
   header(header: SafetensorsHeader): void | Promise<void>;
   /**
-   * Each tensor's bytes, in file order, once they have all arrived: a view of the source's chunk or a buffer of
-   * their own, which the handler may keep but not change (a source must not change a chunk's memory once yielded;
-   * Node streams do not).
+   * Each tensor's bytes, in file order, once they have all arrived: a view of the source's chunk or of a buffer
+   * reused for the next tensor, so only valid until the returned promise settles.
    */
   tensor(info: TensorInfo, bytes: Uint8Array): void | Promise<void>;
 }
 
 /**
  * Reads a safetensors file from its bytes in order (a download or a file), validating them as
- * SafetensorsStreamValidator does, and holding only the header and one tensor's bytes at a time (none for a tensor
- * that arrives within one chunk). Returns the header once the whole file has been read and found valid.
+ * SafetensorsStreamValidator does. Holds the header and one buffer for a tensor whose bytes span chunks, reused
+ * from tensor to tensor. Returns the header once the whole file has been read and found valid.
  */
 export async function readSafetensors(
   source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
@@ -389,9 +388,9 @@ export async function readSafetensors(
   const validator = new SafetensorsStreamValidator();
   let received = 0;
   let header: SafetensorsHeader | undefined;
-  // The next tensor to hand over, and its bytes so far when they span chunks.
+  // The next tensor to hand over, and how many of its bytes `spanning` holds when they span chunks.
   let next = 0;
-  let partial: Uint8Array | undefined;
+  let spanning = new Uint8Array(0);
   let filled = 0;
   for await (const chunk of source) {
     validator.push(chunk);
@@ -407,7 +406,7 @@ export async function readSafetensors(
     while (next < header.tensors.length) {
       const info = header.tensors[next];
       const size = info.end - info.begin;
-      if (partial === undefined) {
+      if (filled === 0) {
         if (rest.length >= size) {
           await handlers.tensor(info, rest.subarray(0, size));
           rest = rest.subarray(size);
@@ -415,16 +414,15 @@ export async function readSafetensors(
           continue;
         }
         if (rest.length === 0) break;
-        // Not zeroed: the chunks fill it. Its own memory, so aligned for decodeTensor to reuse.
-        partial = Buffer.allocUnsafeSlow(size);
+        // Not zeroed (the chunks fill it) and not pooled, so that it starts aligned.
+        if (spanning.length < size) spanning = Buffer.allocUnsafeSlow(size);
       }
       const take = Math.min(size - filled, rest.length);
-      partial.set(rest.subarray(0, take), filled);
+      spanning.set(rest.subarray(0, take), filled);
       filled += take;
       rest = rest.subarray(take);
       if (filled < size) break;
-      await handlers.tensor(info, partial);
-      partial = undefined;
+      await handlers.tensor(info, spanning.subarray(0, size));
       filled = 0;
       next++;
     }
@@ -434,30 +432,27 @@ export async function readSafetensors(
 
 let halfTable: Float32Array | undefined;
 
-/** Float32Array of `count` elements, left uninitialised: every decoder below writes all of them. */
-const uninitialised = (count: number) => new Float32Array(Buffer.allocUnsafeSlow(count * 4).buffer, 0, count);
+const elementCountOf = (info: TensorInfo) => info.shape.reduce((n, d) => n * d, 1);
 
 /**
- * Decodes the bytes of an F32, F16 or BF16 tensor (little-endian). With `reuse`, F32 bytes that already are the
- * values in this host's layout are returned as a view of them instead of a copy: for callers that change neither.
+ * Decodes the bytes of an F32, F16 or BF16 tensor (little-endian) into `into`, which must have exactly the tensor's
+ * element count, or into a new array.
  */
-export function decodeTensor(info: TensorInfo, bytes: Uint8Array, reuse = false): Float32Array {
+export function decodeTensor(info: TensorInfo, bytes: Uint8Array, into?: Float32Array): Float32Array {
   const { name } = info;
   if (bytes.length !== info.end - info.begin) fail(`data of tensor ${name} is ${bytes.length} bytes, expected ${info.end - info.begin}`);
-  const count = info.shape.reduce((n, d) => n * d, 1);
-  if (info.dtype === 'F32' && LITTLE_ENDIAN && reuse && bytes.byteOffset % 4 === 0) {
-    return new Float32Array(bytes.buffer, bytes.byteOffset, count);
-  }
-  const out = uninitialised(count);
+  const count = elementCountOf(info);
+  if (into !== undefined && into.length !== count) throw new RangeError(`tensor ${name} has ${count} values, not ${into.length}`);
+  const out = into ?? new Float32Array(count);
   switch (info.dtype) {
     case 'F32': {
       // Bits as they are (a signalling NaN stays one), where reading through a float64 would quieten it.
       if (LITTLE_ENDIAN) {
-        new Uint8Array(out.buffer).set(bytes);
+        new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(bytes);
         break;
       }
       const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);
+      for (let i = 0; i < count; i++) out[i] = view.getFloat32(i * 4, true);
       break;
     }
     case 'F16': {
@@ -467,17 +462,28 @@ export function decodeTensor(info: TensorInfo, bytes: Uint8Array, reuse = false)
         for (let i = 0; i < count; i++) out[i] = table[halves[i]];
         break;
       }
-      for (let i = 0; i < out.length; i++) out[i] = table[bytes[2 * i] | (bytes[2 * i + 1] << 8)];
+      for (let i = 0; i < count; i++) out[i] = table[bytes[2 * i] | (bytes[2 * i + 1] << 8)];
       break;
     }
     case 'BF16': {
       // Same-endianness views: integer bits written through one read back as the float through the other.
-      const bits = new Uint32Array(out.buffer);
-      for (let i = 0; i < out.length; i++) bits[i] = (bytes[2 * i] | (bytes[2 * i + 1] << 8)) << 16;
+      const bits = new Uint32Array(out.buffer, out.byteOffset, count);
+      for (let i = 0; i < count; i++) bits[i] = (bytes[2 * i] | (bytes[2 * i + 1] << 8)) << 16;
       break;
     }
     default:
       fail(`tensor ${name} has dtype ${info.dtype}; only F32, F16 and BF16 can be decoded`);
   }
   return out;
+}
+
+/**
+ * A tensor's values to read: a view of `bytes` when they already are the values in this host's layout (aligned
+ * F32), else decoded into `scratch`, which must have exactly the tensor's element count.
+ */
+export function tensorValues(info: TensorInfo, bytes: Uint8Array, scratch: Float32Array): Float32Array {
+  if (info.dtype === 'F32' && LITTLE_ENDIAN && bytes.byteOffset % 4 === 0 && bytes.length === info.end - info.begin) {
+    return new Float32Array(bytes.buffer, bytes.byteOffset, elementCountOf(info));
+  }
+  return decodeTensor(info, bytes, scratch);
 }

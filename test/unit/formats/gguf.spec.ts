@@ -106,7 +106,7 @@ describe('GGUF writer and reader', () => {
   async function writeInOrder(path: string, metadata: GgufMetadata, specs: GgufTensorSpec[], order = specs.map((_, i) => i)) {
     const writer = await GgufFileWriter.create(path, metadata, specs);
     try {
-      for (const i of order) await writer.write(specs[i].name, specs[i].data());
+      for (const i of order) await writer.write(specs[i].name, (values) => values.set(specs[i].data()));
       return await writer.finish();
     } finally {
       await writer.close();
@@ -125,14 +125,38 @@ describe('GGUF writer and reader', () => {
     const writer = await GgufFileWriter.create(join(dir, 'partial.gguf'), allTypes, tensors());
     try {
       const [a] = tensors();
-      await writer.write(a.name, a.data());
-      await expect(writer.write(a.name, a.data())).rejects.toThrow('tensor a.weight written twice');
-      await expect(writer.write('z.weight', a.data())).rejects.toThrow('tensor z.weight is not in the file');
-      await expect(writer.write('c.weight', a.data())).rejects.toThrow('tensor c.weight: 15 values for dims [2,2,2]');
+      const fill = (values: Float32Array) => values.set(a.data());
+      await writer.write(a.name, fill);
+      await expect(writer.write(a.name, fill)).rejects.toThrow('tensor a.weight written twice');
+      await expect(writer.write('z.weight', fill)).rejects.toThrow('tensor z.weight is not in the file');
+      // A fill that fails writes nothing: the tensor can still be written.
+      await expect(writer.write('c.weight', fill)).rejects.toThrow(RangeError);
       await expect(writer.finish()).rejects.toThrow('tensors never written: b.weight, c.weight');
     } finally {
       await writer.close();
     }
+  });
+
+  it('reuses a bounded number of buffers, handing each tensor an array of exactly its size', async () => {
+    // 16 tensors of 2 MiB: the writer may hold 8 of them (16 MiB) at once.
+    const big = Array.from({ length: 16 }, (_, i): GgufTensorSpec => ({ name: `t${i}`, dims: [512 * 1024], type: 'F32', data: () => values(512 * 1024, i) }));
+    const path = join(dir, 'many.gguf');
+    const writer = await GgufFileWriter.create(path, {}, big);
+    const arrays = new Set<ArrayBufferLike>();
+    try {
+      for (const t of big) {
+        await writer.write(t.name, (out) => {
+          expect(out.length).toBe(512 * 1024);
+          arrays.add(out.buffer);
+          out.set(t.data());
+        });
+      }
+      await writer.finish();
+    } finally {
+      await writer.close();
+    }
+    expect(arrays.size).toBeLessThanOrEqual(8);
+    expect((await readFile(path)).equals(encodeGguf({}, big))).toBe(true);
   });
 
   it('is read identically by node-llama-cpp’s own GGUF parser', async () => {

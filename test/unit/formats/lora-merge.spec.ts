@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { getLlama, LlamaLogLevel, type Llama, type Token } from 'node-llama-cpp';
 import { LORA_MODULES, type ModelArchitecture } from '../../../src/formats/architecture.js';
-import { encodeGguf, type GgufTensorSpec } from '../../../src/formats/gguf-writer.js';
+import { elementCount, encodeGguf, type GgufTensorSpec } from '../../../src/formats/gguf-writer.js';
 import { readGguf, readGgufTensor } from '../../helpers/gguf-reader.js';
-import { convertPeftToGguf, permuteQkRows, planPeftToGguf } from '../../../src/formats/lora-to-gguf.js';
+import { convertLoraTensor, convertPeftToGguf, permuteQkRows, planPeftToGguf } from '../../../src/formats/lora-to-gguf.js';
 import { buildPeftAdapter, type PeftAdapterSpec } from '../../../src/demo/peft-adapter.js';
 import { parsePeftConfig, type PeftLoraConfig } from '../../../src/formats/peft-config.js';
 import { decodeFileTensor, validateSafetensors } from '../../helpers/safetensors.js';
@@ -144,7 +144,7 @@ async function saveTamperedAdapter(
   const tensors = plan.tensors.map((t): GgufTensorSpec => {
     const decoded = () => decodeFileTensor(adapter.safetensors, header, t.source);
     const match = /^blk\.\d+\.attn_([qk])\.weight\.lora_b$/.exec(t.name);
-    if (!match) return { ...t, data: () => t.convert(decoded()) };
+    if (!match) return { ...t, data: () => convertLoraTensor(t, decoded(), new Float32Array(elementCount(t.dims))) };
     return { ...t, data: () => rows(decoded(), t.dims[1], match[1] === 'q' ? 'q_proj' : 'k_proj') };
   });
   return save(encodeGguf(plan.metadata, tensors));

@@ -2,7 +2,14 @@ import { describe, expect, it } from '@jest/globals';
 import { AdapterFormatError } from '../../../src/formats/format-error.js';
 import { writeSafetensors } from '../../../src/demo/safetensors-writer.js';
 import { encodeTensor, floatToBfloat16, floatToHalf, halfToFloat } from '../../../src/formats/float16.js';
-import { decodeTensor, parseSafetensorsHeader, readSafetensors, SafetensorsStreamValidator, type SafetensorsHeader } from '../../../src/formats/safetensors.js';
+import {
+  decodeTensor,
+  parseSafetensorsHeader,
+  readSafetensors,
+  SafetensorsStreamValidator,
+  tensorValues,
+  type SafetensorsHeader,
+} from '../../../src/formats/safetensors.js';
 import { decodeFileTensor, validateSafetensors } from '../../helpers/safetensors.js';
 
 /** bfloat16 bits to a number: the upper half of a float32. */
@@ -330,7 +337,7 @@ describe('half-precision conversions', () => {
     expect(errorOf(() => decodeTensor(f16, new Uint8Array(11))).message).toMatch(/data of tensor F16 is 11 bytes, expected 12/);
   });
 
-  it.each([['F32', 4], ['F16', 2], ['BF16', 2]] as const)('decodes %s from bytes at any alignment, reusing aligned F32 bytes on request', (dtype, size) => {
+  it.each([['F32', 4], ['F16', 2], ['BF16', 2]] as const)('decodes %s from bytes at any alignment, into a given array or a view of aligned F32 bytes', (dtype, size) => {
     const values = new Float32Array([1.5, -0, 6e-8, -Infinity, 65504, -2.5]);
     const encoded = encodeTensor(values, dtype);
     const info = { name: 'x', dtype, shape: [2, 3], begin: 0, end: 6 * size };
@@ -340,10 +347,16 @@ describe('half-precision conversions', () => {
       shifted.set(encoded, shift);
       const bytes = shifted.subarray(shift);
       expect(decodeTensor(info, bytes)).toEqual(expected);
-      const reused = decodeTensor(info, bytes, true);
-      expect(reused).toEqual(expected);
-      expect(reused.buffer === shifted.buffer).toBe(dtype === 'F32' && shift === 0);
+      const into = new Float32Array(8).subarray(1, 7);
+      expect(decodeTensor(info, bytes, into)).toBe(into);
+      expect(into).toEqual(expected);
+      const scratch = new Float32Array(6);
+      const read = tensorValues(info, bytes, scratch);
+      expect(read).toEqual(expected);
+      expect(read.buffer === shifted.buffer).toBe(dtype === 'F32' && shift === 0);
+      expect(read === scratch).toBe(!(dtype === 'F32' && shift === 0));
     }
+    expect(() => decodeTensor(info, encoded, new Float32Array(5))).toThrow('tensor x has 6 values, not 5');
   });
 
   it('refuses to decode other dtypes', () => {
