@@ -218,9 +218,9 @@ const MAX_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
 /**
  * Writes a GGUF file whose tensors are produced in any order (e.g. in the order a source file holds them): the
  * header fixes every tensor's position, so each is written in place as soon as it is ready. A tensor's values are
- * produced straight into one of the writer's buffers, which is reused once written: writes run while the next
- * tensors are produced, with at most MAX_BYTES_IN_FLIGHT (or two tensors) in buffers, and nothing is allocated per
- * tensor.
+ * produced straight into one of the writer's buffers (for F32 tensors; others are encoded into it), which is reused
+ * once written: writes run while the next tensors are produced, with at most MAX_BYTES_IN_FLIGHT (or two tensors)
+ * in buffers.
  */
 export class GgufFileWriter {
   private readonly pending = new Set<Promise<void>>();
@@ -251,8 +251,9 @@ export class GgufFileWriter {
   }
 
   /**
-   * Writes the tensor `name`: `fill` puts its values into the array it is given (synchronously). Resolves once the
-   * write is under way, after waiting for a free buffer while too much is being written.
+   * Writes the tensor `name`: `fill` sets every value of the array it is given (synchronously; the array is not
+   * cleared first). Resolves once the write is under way, after waiting for a free buffer while too much is being
+   * written.
    */
   async write(name: string, fill: (values: Float32Array) => void): Promise<void> {
     const tensor = this.tensors.get(name);

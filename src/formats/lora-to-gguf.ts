@@ -140,7 +140,7 @@ export function planPeftToGguf(header: SafetensorsHeader, config: PeftLoraConfig
 /**
  * Converts the adapter as its bytes arrive and writes the GGUF adapter to `outPath`; returns the file size. Each
  * tensor is converted once its bytes are in, straight into the writer's buffer, and written at its place in the
- * GGUF file: memory holds a few tensors whatever the adapter's size, nothing is allocated per tensor, and reading,
+ * GGUF file: memory holds a few tensors whatever the adapter's size, no buffer is allocated per tensor, and reading,
  * converting and writing overlap. A file left by a failure is the caller's to remove.
  */
 export async function convertPeftToGguf({ safetensors, config, architecture }: PeftToGgufInput, outPath: string): Promise<number> {
