@@ -6,9 +6,9 @@
  * next one or left, so that a request still handling its token is not left out of the next batch.
  *
  * A step takes every generating request of its adapter (one token each) and the prompts waiting for it, in arrival
- * order, up to a budget of prompt tokens (at least one prompt), so that a burst of new prompts is spread over a few
- * steps instead of holding every running stream for all of them. A step does not start while a request that has
- * been given a seat has not yet asked for its first step: requests that arrive together start together.
+ * order, up to a budget of prompt tokens (at least one prompt), so that running requests get a token between the
+ * parts of a long burst. A step does not start while a request that has been given a seat has not yet asked for its
+ * first step: requests that arrive together start together, and one arriving during a step joins the next.
  */
 export interface Seat {
   /**
@@ -58,9 +58,11 @@ export class StepScheduler<K> {
 
   /**
    * Called when a request is given its llama.cpp sequence; steps wait until it asks for its first one.
-   * @param order the request's llama.cpp sequence id. A step's decodes are queued in increasing order: llama.cpp
-   * splits a batch of a context with one KV stream per sequence into a run of consecutive sequence ids per
-   * physical batch, so an unordered batch of 8 tokens would be computed as several.
+   * @param order the request's llama.cpp sequence id. A step's requests start in increasing order: llama.cpp
+   * splits a batch of a context with one KV stream per sequence into physical batches that each take a run of
+   * consecutive sequence ids, so an unordered batch of 8 tokens would be computed as several. (node-llama-cpp
+   * queues a request's first decode a few ticks after a generating request's next one, so a batch holds the
+   * generating tokens, then the prompts, each in sequence order: the order llama-server builds its batches in.)
    */
   seat(key: K, order: number): Seat {
     const state: SeatState = { order, joining: true, inStep: false };
