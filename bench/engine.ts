@@ -17,15 +17,16 @@
  * with cmake -DLLAMA_CURL=OFF). Without it only the engine is measured. llama-server gets the four converted
  * adapters at start (it cannot add one later) with scale 0, and each request enables its own.
  *
- * Scenarios: 1, 4 and 8 concurrent requests on one adapter, and 8 spread over the four adapters (two each); every
- * request greedy (temperature 0) with its own prompt. Reported per contender: tokens/s (all tokens generated over
- * wall time), tokens per CPU second of the process running the model (the engine's figure includes this script's
- * own client work; on a shared machine it is steadier than wall time), time to first token p50/p90, and the
- * ratios engine / llama-server. Outputs at temperature 0 are
- * compared text for text (byte for byte) and by token count. Then a cold adapter: the first request on an adapter
- * never seen (conversion included) against a warm first token, and conversion of a 300 MB adapter, streamed from its
- * file, against a plain file copy of the same bytes, with the peak memory in buffers and the longest event-loop delay
- * while converting, and the time this process takes to merely read and write the same bytes.
+ * Scenarios: 1, 4 and 8 concurrent requests on one adapter, 8 on one adapter sent 50 ms apart (each arriving while
+ * the others run), and 8 spread over the four adapters (two each); every request greedy (temperature 0) with its own
+ * prompt. Reported per contender: tokens/s (all tokens generated over wall time), tokens per CPU second of the
+ * process running the model (the engine's figure includes this script's own client work; on a shared machine it is
+ * steadier than wall time), time to first token p50/p90, and the ratios engine / llama-server. Outputs at
+ * temperature 0 are compared text for text (byte for byte) and by token count. Then a cold adapter: the first
+ * request on an adapter never seen (conversion included) against a warm first token, and conversion of a 300 MB
+ * adapter, streamed from its file, against a plain file copy of the same bytes, with the peak memory in buffers and
+ * the longest event-loop delay while converting, and the time this process takes to merely read and write the same
+ * bytes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -78,11 +79,14 @@ interface Scenario {
   name: string;
   /** Adapter index per request. */
   adapters: number[];
+  /** ms between two requests' start (0: all at once). */
+  gap?: number;
 }
 const SCENARIOS: Scenario[] = [
   { name: '1 on one adapter', adapters: [0] },
   { name: '4 on one adapter', adapters: [0, 0, 0, 0] },
   { name: '8 on one adapter', adapters: [0, 0, 0, 0, 0, 0, 0, 0] },
+  { name: '8 on one adapter, 50 ms apart', adapters: [0, 0, 0, 0, 0, 0, 0, 0], gap: 50 },
   { name: '8 over four adapters', adapters: [0, 1, 2, 3, 0, 1, 2, 3] },
 ];
 
@@ -236,7 +240,12 @@ interface Measure {
 async function measure(contender: Contender, scenario: Scenario): Promise<Measure> {
   const started = performance.now();
   const cpu = await contender.cpuSeconds();
-  const outcomes = await Promise.all(scenario.adapters.map((a, i) => contender.generate(PROMPTS[i % PROMPTS.length], a)));
+  const outcomes = await Promise.all(
+    scenario.adapters.map(async (a, i) => {
+      if (scenario.gap) await new Promise((resolve) => setTimeout(resolve, i * scenario.gap!));
+      return contender.generate(PROMPTS[i % PROMPTS.length], a);
+    }),
+  );
   const seconds = (performance.now() - started) / 1000;
   const tokens = outcomes.reduce((n, o) => n + o.tokens, 0);
   return {

@@ -25,7 +25,7 @@ import type {
   SamplingOptions,
 } from '../engine.js';
 import { ConvertedAdapters, fileSize, type ConvertedAdapter } from './converted-adapters.js';
-import { StepScheduler } from './step-scheduler.js';
+import { StepScheduler, type Seat } from './step-scheduler.js';
 import { StopCutter } from './stop-cutter.js';
 import { TokenText } from './token-text.js';
 
@@ -37,6 +37,12 @@ const DEFAULT_THREADS = Math.max(1, availableParallelism() - 1);
 /** Requests generating at once when the model sets no max_concurrent_requests. */
 const DEFAULT_PARALLEL = 8;
 const DEFAULT_CONTEXT_SIZE = 4096;
+/**
+ * Prompt tokens evaluated in one step at most, over all its requests: llama.cpp's default physical batch (n_ubatch),
+ * which llama-server uses, so a long prompt is split where llama-server splits it. Requests already generating
+ * decode a token between two chunks.
+ */
+const PROMPT_CHUNK = 512;
 /** llama.cpp's default penalty window (`repeat_last_n`), over prompt and output alike. */
 const PENALTY_LAST_N = 64;
 /** See `retainedAdapterBytes`. */
@@ -53,11 +59,17 @@ export interface LlamaCppEngineOptions {
 
 type FinishReason = GenerationResult['finishReason'];
 
+/** A sequence of the context and the request's seat in the steps that decode it. */
+interface Grant {
+  sequence: LlamaContextSequence;
+  seat: Seat;
+}
+
 /** What a request needs from the pool: a sequence, for a given adapter ('' for the base model). */
 interface Waiter {
   version: string;
   adapter: ConvertedAdapter | undefined;
-  resolve: (sequence: LlamaContextSequence | null) => void;
+  resolve: (grant: Grant | null) => void;
   reject: (error: unknown) => void;
   signal: AbortSignal;
   onAbort: () => void;
@@ -128,7 +140,7 @@ export class LlamaCppEngine implements InferenceEngine {
     private readonly retainedAdapterBytes: number,
   ) {
     this.adapters = new ConvertedAdapters(ctx);
-    this.steps = new StepScheduler((version) => this.setAdapter(version));
+    this.steps = new StepScheduler((version) => this.setAdapter(version), PROMPT_CHUNK);
   }
 
   static async create(ctx: EngineContext, options: LlamaCppEngineOptions = {}): Promise<LlamaCppEngine> {
@@ -185,13 +197,15 @@ export class LlamaCppEngine implements InferenceEngine {
       throw new ApiError('validation', `prompt: ${tokens.length} tokens do not fit the model's context of ${size} tokens`);
     }
     const version = request.adapter?.version ?? '';
+    // A converted adapter's file and size are known from its conversion: no file read per request.
     const adapter = request.adapter ? await this.adapters.gguf(request.adapter) : undefined;
-    const sequence = await this.acquire(version, adapter, request.signal);
-    if (!sequence) return result('', 0, 'aborted');
+    const grant = await this.acquire(version, adapter, request.signal);
+    if (!grant) return result('', 0, 'aborted');
     try {
-      return await this.run(sequence, version, tokens, request, onText, result);
+      return await this.run(grant, tokens, request, onText, result);
     } finally {
-      this.release(version, sequence);
+      grant.seat.leave();
+      this.release(version, grant.sequence);
     }
   }
 
@@ -216,13 +230,12 @@ export class LlamaCppEngine implements InferenceEngine {
   }
 
   /**
-   * One token per step. The whole prompt is evaluated in the first step, in one batch with logits for its last
-   * token only, as llama-server does (a different split changes the floating-point sums, and greedy output on
-   * near-ties with them).
+   * One token per step. The prompt is evaluated first, in chunks of PROMPT_CHUNK tokens (one step each) with logits
+   * for its last token only, as llama-server does (a different split changes the floating-point sums, and greedy
+   * output on near-ties with them).
    */
   private async run(
-    sequence: LlamaContextSequence,
-    version: string,
+    { sequence, seat }: Grant,
     tokens: Token[],
     request: GenerationRequest,
     onText: ((piece: string) => void) | undefined,
@@ -241,16 +254,22 @@ export class LlamaCppEngine implements InferenceEngine {
       if (text) onText?.(text);
       return stopped;
     };
-    const generator = sequence.evaluate(tokens, this.samplerOptions(request.sampling, history));
-    const seat = this.steps.seat(version, this.sequenceIds.get(sequence)!);
+    const last = Math.floor((tokens.length - 1) / PROMPT_CHUNK) * PROMPT_CHUNK;
+    for (let start = 0; start < last; start += PROMPT_CHUNK) {
+      if (!(await seat.next(signal, PROMPT_CHUNK))) return result('', 0, 'aborted');
+      await sequence.evaluateWithoutGeneratingNewTokens(tokens.slice(start, start + PROMPT_CHUNK));
+    }
+    const generator = sequence.evaluate(tokens.slice(last), this.samplerOptions(request.sampling, history));
+    let promptTokens = tokens.length - last;
     let completion = 0;
     let finishReason: FinishReason = 'stop';
     try {
       while (true) {
-        if (!(await seat.next(signal))) {
+        if (!(await seat.next(signal, promptTokens))) {
           finishReason = 'aborted';
           break;
         }
+        promptTokens = 0;
         const next = await generator.next();
         if (next.done) break;
         const token = next.value;
@@ -268,7 +287,6 @@ export class LlamaCppEngine implements InferenceEngine {
         }
       }
     } finally {
-      seat.leave();
       await generator.return(undefined);
     }
     if (finishReason !== 'aborted') {
@@ -325,10 +343,10 @@ export class LlamaCppEngine implements InferenceEngine {
   }
 
   /** Waits (FIFO) for a free sequence; null when the signal aborts first. */
-  private acquire(version: string, adapter: ConvertedAdapter | undefined, signal: AbortSignal): Promise<LlamaContextSequence | null> {
+  private acquire(version: string, adapter: ConvertedAdapter | undefined, signal: AbortSignal): Promise<Grant | null> {
     this.ensureUsable();
     if (signal.aborted) return Promise.resolve(null);
-    return new Promise<LlamaContextSequence | null>((resolve, reject) => {
+    return new Promise<Grant | null>((resolve, reject) => {
       const waiter: Waiter = {
         version,
         adapter,
@@ -383,7 +401,9 @@ export class LlamaCppEngine implements InferenceEngine {
       this.running.set(version, (this.running.get(version) ?? 0) + 1);
       // The lowest free sequence id, so that the running ones stay consecutive (see StepScheduler.seat).
       this.free.sort((a, b) => this.sequenceIds.get(a)! - this.sequenceIds.get(b)!);
-      waiter.resolve(this.free.shift()!);
+      const sequence = this.free.shift()!;
+      // Seated now, in the same tick: a step about to start waits for this request's prompt.
+      waiter.resolve({ sequence, seat: this.steps.seat(version, this.sequenceIds.get(sequence)!) });
     }
     if (this.reloadPending && !this.reloading && this.running.size === 0) {
       this.reloading = this.reload().finally(() => {
@@ -406,6 +426,8 @@ export class LlamaCppEngine implements InferenceEngine {
       this.context = await this.model.createContext({
         contextSize: this.contextSize,
         sequences: this.parallel,
+        // A step's tokens: prompt tokens up to a chunk and one token of every other sequence, in one decode.
+        batchSize: PROMPT_CHUNK + this.parallel,
         threads: this.threads,
       });
     } catch (error) {

@@ -113,11 +113,12 @@ function adapter(name: string): AdapterRef {
  * Greedy continuation computed by hand: the model loaded on its own, the prompt evaluated in one go, and all
  * generated tokens decoded at once (so a character split across pieces would show as a difference).
  */
-async function referenceGreedy(modelPath: string, text: string, maxTokens: number) {
+async function referenceGreedy(modelPath: string, text: string, maxTokens: number, contextSize = 512) {
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
   const model = await llama.loadModel({ modelPath });
   try {
-    const sequence = (await model.createContext({ contextSize: 512, threads: 1 })).getSequence();
+    // node-llama-cpp's default batch of 512 tokens: a longer prompt is decoded 512 tokens at a time.
+    const sequence = (await model.createContext({ contextSize, threads: 1 })).getSequence();
     const prompt = model.tokenize(text, true);
     const generated: Token[] = [];
     for await (const token of sequence.evaluate(prompt, { temperature: 0 })) {
@@ -128,6 +129,41 @@ async function referenceGreedy(modelPath: string, text: string, maxTokens: numbe
   } finally {
     await model.dispose();
   }
+}
+
+/**
+ * Records what llama.cpp decodes for the engine: per decode, the [sequence id, token count] of each request in the
+ * batch. It watches the engine's native context (node-llama-cpp's binding) without changing what it does.
+ */
+function recordDecodes(engine: LlamaCppEngine): [number, number][][] {
+  type Native = Record<string | symbol, unknown> & {
+    addToBatch(sequenceId: number, firstToken: number, tokens: Uint32Array, logits: Uint32Array): unknown;
+    decodeBatch(): Promise<void>;
+  };
+  const context = (engine as unknown as { context: { _ctx: Native } }).context;
+  const native = context._ctx;
+  const decodes: [number, number][][] = [];
+  let batch: [number, number][] = [];
+  context._ctx = new Proxy(native, {
+    get(target, key) {
+      if (key === 'addToBatch') {
+        return (sequenceId: number, firstToken: number, tokens: Uint32Array, logits: Uint32Array) => {
+          batch.push([sequenceId, tokens.length]);
+          return target.addToBatch(sequenceId, firstToken, tokens, logits);
+        };
+      }
+      if (key === 'decodeBatch') {
+        return () => {
+          decodes.push(batch);
+          batch = [];
+          return target.decodeBatch();
+        };
+      }
+      const value = target[key];
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return decodes;
 }
 
 const readsOf = (ref: AdapterRef) => [files.reads.get(ref.configKey) ?? 0, files.reads.get(ref.weightsKey) ?? 0];
@@ -345,6 +381,68 @@ describe('scheduling', () => {
     for (const [i, text] of alone.entries()) expect(results[`r${i}`].text).toBe(text);
     // Every request streams before any of them ends: they were decoded side by side, not one after the other.
     for (const a of ['r0', 'r1', 'r2']) for (const b of ['r0', 'r1', 'r2']) expect(firstPiece(events, a)).toBeLessThan(end(events, b));
+  });
+
+  it('decodes the prompts of requests arriving together in one batch, in sequence order', async () => {
+    const engine = await engineFor('llama');
+    const qv = adapter('tiny-llama-qv');
+    await engine.generate(request('llama', { adapter: qv, maxTokens: 2 }));
+    const decodes = recordDecodes(engine);
+    const prompts = ['<s>[INST] hello world [/INST]', '<s>[INST] is the world ok? [/INST]', '<s>[INST] hi [/INST]'];
+    // Requests on a loaded adapter (the engine still looks its file up first) and on the base model.
+    const results = await Promise.all([
+      ...prompts.map((prompt) => engine.generate(request('llama', { prompt, adapter: qv, maxTokens: 4 }))),
+      engine.generate(request('llama', { maxTokens: 4 })),
+    ]);
+    const lengths = results.map((r) => r.usage.prompt_tokens);
+    // The base request, with nothing to look up, has sequence 0 and a step of its own (another adapter).
+    expect(decodes).toContainEqual([[0, lengths[3]]]);
+    expect(decodes).toContainEqual([[1, lengths[0]], [2, lengths[1]], [3, lengths[2]]]);
+  });
+
+  it('decodes a request arriving while others generate in their very next batch', async () => {
+    const engine = await engineFor('llama');
+    const decodes = recordDecodes(engine);
+    const prompts = ['<s>[INST] hello world [/INST]', '<s>[INST] hi [/INST]'];
+    let arrived: Promise<GenerationResult[]> | undefined;
+    let next = -1;
+    const running = request('llama', { maxTokens: 40, stop: [], prompt: '<s>[INST] 0 [/INST]' });
+    await engine.generate(running, () => {
+      if (arrived) return;
+      // The running request is between two steps: its next decode is the first one the new requests can join.
+      next = decodes.length;
+      arrived = Promise.all(prompts.map((prompt) => engine.generate(request('llama', { prompt, maxTokens: 4 }))));
+    });
+    const [a, b] = await arrived!;
+    expect(decodes[next]).toEqual([[0, 1], [1, a.usage.prompt_tokens], [2, b.usage.prompt_tokens]]);
+  });
+
+  it('evaluates a long prompt 512 tokens per decode, as llama-server does, with running requests decoding in between', async () => {
+    const engine = await engineFor('llama', { context_size: 2048 });
+    const prompt = `<s>[INST] ${'hello world '.repeat(560)} [/INST]`;
+    const promptTokens = await engine.countTokens(prompt);
+    expect(promptTokens).toBeGreaterThan(1024);
+    const long = request('llama', { prompt, maxTokens: 8 });
+    const alone = await engine.generate(long);
+    expect(alone.text).toBe((await referenceGreedy(modelPaths.llama, prompt, alone.usage.completion_tokens, 2048)).text);
+
+    const decodes = recordDecodes(engine);
+    const running = new AbortController();
+    let started!: () => void;
+    const pieces = new Promise<void>((resolve) => (started = resolve));
+    const busy = engine.generate(request('llama', { maxTokens: 400, stop: [], prompt: '<s>[INST] 0 [/INST]', signal: running.signal }), () => started());
+    await pieces;
+    const result = await engine.generate(long);
+    running.abort();
+    await busy;
+    expect(result.usage.prompt_tokens).toBe(promptTokens);
+    // Sequence 1 holds the long request: its prompt went in three decodes, each with a token of sequence 0.
+    const chunks = decodes.filter((batch) => batch.some(([sequence, tokens]) => sequence === 1 && tokens > 1));
+    expect(chunks).toEqual([
+      [[0, 1], [1, 512]],
+      [[0, 1], [1, 512]],
+      [[0, 1], [1, promptTokens - 1024]],
+    ]);
   });
 
   it('gives adapters turns: a request on another adapter (or the base) is not held back by a busy one', async () => {
