@@ -61,12 +61,12 @@ export class AccountsService {
 
   /** The account a bearer secret belongs to, or null. Cached to keep the hot path off the database. */
   async authenticate(secret: string): Promise<string | null> {
-    const hash = hashSecret(secret);
-    const cached = this.cache.get(hash);
+    const cached = this.cache.get(secret);
     if (cached !== undefined) return cached;
+    const hash = hashSecret(secret);
     const ticket = this.cache.ticket();
     const accountId = await this.accounts.accountIdForTokenHash(hash);
-    if (accountId !== null) this.cache.set(hash, accountId, ticket);
+    if (accountId !== null) this.cache.set(secret, hash, accountId, ticket);
     return accountId;
   }
 
