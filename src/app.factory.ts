@@ -1,12 +1,12 @@
 import 'reflect-metadata';
 import fastifyMultipart from '@fastify/multipart';
 import { NestFactory } from '@nestjs/core';
-import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { adapterRejection } from './adapters/adapter-rejection.js';
 import { AppModule } from './app.module.js';
 import { CatalogService } from './catalog/catalog.service.js';
 import { ApiExceptionFilter, registerErrorTranslators } from './common/api-exception.filter.js';
-import { EnvelopeInterceptor } from './common/envelope.interceptor.js';
+import { EnvelopeFastifyAdapter } from './common/envelope-adapter.js';
 import { createValidationPipe } from './common/validation.js';
 import type { AppConfig } from './config/app-config.js';
 import { databaseOutage } from './database/prisma.service.js';
@@ -28,7 +28,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   // One JSON logger for Fastify's request logs and Nest's own.
   const logger = createLogger(config.logLevel);
   const bodyLimit = 2 * 1024 * 1024;
-  const adapter = new FastifyAdapter({ ...fastifyLogging(logger), bodyLimit, serverFactory: createHttpServer(config) });
+  const adapter = new EnvelopeFastifyAdapter({ ...fastifyLogging(logger), bodyLimit, serverFactory: createHttpServer(config) });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, { logger: new JsonLogger(logger) });
   const fastify = app.getHttpAdapter().getInstance();
   observeRequests(fastify, app.get(MetricsService));
@@ -40,7 +40,6 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   app.setGlobalPrefix(API_PREFIX, { exclude: [...OBSERVABILITY_PATHS, ...OPENAI_PATHS] });
   registerErrorTranslators(fastify, [databaseOutage, adapterRejection]);
   app.useGlobalFilters(new ApiExceptionFilter({ renderers: { '/v1/': toOpenAiError } }));
-  app.useGlobalInterceptors(new EnvelopeInterceptor());
   app.useGlobalPipes(createValidationPipe());
   setupOpenApi(app, API_PREFIX);
   app.enableShutdownHooks();
