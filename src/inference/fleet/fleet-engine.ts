@@ -21,7 +21,7 @@ import type {
 } from '../engine.js';
 import { Fleet, NoReplicaError, type Lease, type ReplicaDriver } from './fleet.js';
 import { errorBodyMessage, errorMessage, sseData, transportFailure, type EngineResponse } from '../engines/engine-http.js';
-import { isReplicaFailure, RemoteClient, ReplicaHttpError, StreamCutError, untilAborted } from './remote-client.js';
+import { isReplicaFailure, remembered, RemoteClient, ReplicaHttpError, StreamCutError, untilAborted } from './remote-client.js';
 
 const DEFAULT_TIMEOUT_MS = 120_000;
 const DEFAULT_REFRESH_MS = 2_000;
@@ -204,7 +204,7 @@ export abstract class FleetEngine implements InferenceEngine {
   private materialise(adapter: AdapterRef, name: string): Promise<void> {
     let written = this.written.get(name);
     if (written === undefined) {
-      written = this.write(adapter, name);
+      written = remembered(this.write(adapter, name));
       // A failure is not remembered: the next request tries again.
       written.catch(() => this.written.delete(name));
       this.written.set(name, written);

@@ -3,7 +3,7 @@
  * (router.ts), bringing its adapter there (loading it, evicting the least recently used one when the replica is
  * full), and marking replicas down and up (prober.ts). Engine-specific calls go through a ReplicaDriver.
  */
-import { CapacityRefusedError, isReplicaFailure, networkCause, untilAborted } from './remote-client.js';
+import { CapacityRefusedError, isReplicaFailure, networkCause, remembered, untilAborted } from './remote-client.js';
 import { Prober } from './prober.js';
 import { Replica, type EngineGauges } from './replica.js';
 import { place, type PlacementKind } from './router.js';
@@ -63,7 +63,7 @@ export class Fleet {
   ready: Promise<void> = Promise.resolve();
 
   start(): void {
-    this.ready = this.prober.start();
+    this.ready = remembered(this.prober.start());
   }
 
   stop(): void {

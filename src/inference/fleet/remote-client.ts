@@ -88,9 +88,26 @@ export function networkCause(error: unknown): string | undefined {
   return transportFailure(error, 0) === undefined ? undefined : String(code);
 }
 
+/** Shared promises known to have resolved (see `remembered`). */
+const fulfilled = new WeakSet<Promise<unknown>>();
+
+/**
+ * `promise`, noted once it has resolved, so that untilAborted hands it back at once from then on instead of
+ * listening for an abort: what every request waits for (the first read of the replicas, an adapter's files) is
+ * there long before most of them arrive. Not for a promise nobody else handles: its rejection would go unnoticed.
+ */
+export function remembered<T>(promise: Promise<T>): Promise<T> {
+  promise.then(
+    () => fulfilled.add(promise),
+    () => undefined,
+  );
+  return promise;
+}
+
 /** Waits for a shared promise, but lets this caller's signal stop the wait (the promise goes on for others). */
 export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) return Promise.reject(signal.reason);
+  if (fulfilled.has(promise)) return promise;
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
