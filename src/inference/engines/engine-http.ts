@@ -7,6 +7,13 @@ export interface EngineResponse {
   body: Dispatcher.ResponseData['body'];
 }
 
+/** What an engine server answered, read in full: the status and the body's text. */
+export interface EngineText {
+  status: number;
+  ok: boolean;
+  text: string;
+}
+
 export interface EngineHttpOptions {
   /** How long the server may take to start answering, and to send the next bytes of an answer. */
   timeoutMs: number;
@@ -64,6 +71,19 @@ export class EngineHttp {
     return { status: statusCode, ok: statusCode >= 200 && statusCode < 300, body: stream };
   }
 
+  /**
+   * POSTs `body` as JSON and reads the whole answer (a completion that does not stream). Dispatched to the pool with a
+   * handler that only gathers the bytes: `request` would wrap the answer in a stream, an async resource and parsed
+   * headers, which costs more than the rest of the call on a fast engine.
+   */
+  postJsonForText(path: string, body: object, signal?: AbortSignal): Promise<EngineText> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise((resolve, reject) => {
+      const handler = new TextAnswer(resolve, reject, signal);
+      this.pool.dispatch({ path: this.prefix + path, method: 'POST', headers: this.headers, body: JSON.stringify(body) }, handler);
+    });
+  }
+
   /** GETs `path` (probes: health, models, metrics). */
   async get(path: string, signal?: AbortSignal): Promise<EngineResponse> {
     const { statusCode, body } = await this.pool.request({ path: this.prefix + path, method: 'GET', headers: this.headers, signal });
@@ -75,6 +95,47 @@ export class EngineHttp {
     if (this.destroyed) return;
     this.destroyed = true;
     await this.pool.destroy();
+  }
+}
+
+/** Gathers an answer's body; `signal` aborts the request (the error is its reason, as with the pool's `request`). */
+class TextAnswer implements Dispatcher.DispatchHandler {
+  private status = 0;
+  private readonly chunks: Buffer[] = [];
+  private controller: Dispatcher.DispatchController | undefined;
+  private readonly onAbort = () => this.controller?.abort(this.signal!.reason);
+
+  constructor(
+    private readonly resolve: (answer: EngineText) => void,
+    private readonly reject: (error: unknown) => void,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    signal?.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.signal?.aborted) controller.abort(this.signal.reason);
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number): void {
+    // 1xx answers come before the real one.
+    if (statusCode >= 200) this.status = statusCode;
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.chunks.push(chunk);
+  }
+
+  onResponseEnd(): void {
+    this.signal?.removeEventListener('abort', this.onAbort);
+    const { status } = this;
+    this.resolve({ status, ok: status >= 200 && status < 300, text: Buffer.concat(this.chunks).toString('utf8') });
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.signal?.removeEventListener('abort', this.onAbort);
+    this.reject(error);
   }
 }
 
@@ -110,16 +171,20 @@ export function errorBodyMessage(body: unknown): string | undefined {
   return undefined;
 }
 
-/** Reads a non-2xx answer's message: the error body's, else its first 500 characters (a proxy's page, say). */
+/** Reads a non-2xx answer's message (see errorTextMessage). */
 export async function errorMessage(response: EngineResponse): Promise<string> {
-  const text = await response.body.text();
+  return errorTextMessage(await response.body.text(), response.status);
+}
+
+/** A non-2xx answer's message: the error body's, else its first 500 characters (a proxy's page, say). */
+export function errorTextMessage(text: string, status: number): string {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
     // Not JSON.
   }
-  return errorBodyMessage(parsed) ?? (text.slice(0, 500) || `status ${response.status}`);
+  return errorBodyMessage(parsed) ?? (text.slice(0, 500) || `status ${status}`);
 }
 
 /**

@@ -20,7 +20,7 @@ import type {
   Usage,
 } from '../engine.js';
 import { Fleet, NoReplicaError, type Lease, type ReplicaDriver } from './fleet.js';
-import { errorBodyMessage, errorMessage, sseData, transportFailure, type EngineResponse } from '../engines/engine-http.js';
+import { errorBodyMessage, errorMessage, errorTextMessage, sseData, transportFailure, type EngineResponse } from '../engines/engine-http.js';
 import { isReplicaFailure, remembered, RemoteClient, ReplicaHttpError, StreamCutError, untilAborted } from './remote-client.js';
 
 const DEFAULT_TIMEOUT_MS = 120_000;
@@ -172,32 +172,32 @@ export abstract class FleetEngine implements InferenceEngine {
   ): Promise<GenerationResult> {
     const path = '/v1/completions';
     const stream = onText !== undefined;
-    const response = await this.client.post(
-      lease.replica.url,
-      path,
-      {
-        ...this.selectModel(lease.adapter),
-        prompt: request.prompt,
-        max_tokens: request.maxTokens,
-        stop: request.stop,
-        ...samplingFields(request.sampling),
-        stream,
-        // Running usage on every chunk, so an aborted stream still knows what it cost.
-        ...(stream ? { stream_options: { include_usage: true, continuous_usage_stats: true } } : {}),
-      },
-      signal,
-    );
-    if (!response.ok) {
-      const message = await errorMessage(response);
-      const missing = lease.adapter !== undefined && this.adapterMissing(response.status, message);
-      throw new (missing ? AdapterMissingError : ReplicaHttpError)(response.status, path, message);
-    }
+    const body = {
+      ...this.selectModel(lease.adapter),
+      prompt: request.prompt,
+      max_tokens: request.maxTokens,
+      stop: request.stop,
+      ...samplingFields(request.sampling),
+      stream,
+      // Running usage on every chunk, so an aborted stream still knows what it cost.
+      ...(stream ? { stream_options: { include_usage: true, continuous_usage_stats: true } } : {}),
+    };
     if (!stream) {
-      const body = (await response.body.json()) as CompletionBody;
-      const choice = body.choices?.[0];
-      return { text: choice?.text ?? '', usage: toUsage(body.usage), finishReason: toFinishReason(choice?.finish_reason) };
+      const answer = await this.client.postForText(lease.replica.url, path, body, signal);
+      if (!answer.ok) throw this.completionFailed(lease, path, answer.status, errorTextMessage(answer.text, answer.status));
+      const parsed = JSON.parse(answer.text) as CompletionBody;
+      const choice = parsed.choices?.[0];
+      return { text: choice?.text ?? '', usage: toUsage(parsed.usage), finishReason: toFinishReason(choice?.finish_reason) };
     }
+    const response = await this.client.post(lease.replica.url, path, body, signal);
+    if (!response.ok) throw this.completionFailed(lease, path, response.status, await errorMessage(response));
     return readStream(response, path, signal, progress, onText);
+  }
+
+  /** A completion's error answer: the replica lacks the adapter it named, or it failed otherwise. */
+  private completionFailed(lease: Lease, path: string, status: number, message: string): ReplicaHttpError {
+    const missing = lease.adapter !== undefined && this.adapterMissing(status, message);
+    return new (missing ? AdapterMissingError : ReplicaHttpError)(status, path, message);
   }
 
   /** Puts both files in `<adapter_dir>/<name>/`, via a staging folder renamed into place: no replica sees half an adapter. */

@@ -1,5 +1,5 @@
 /** HTTP plumbing shared by the engines whose replicas are remote servers (vLLM, SGLang): requests, errors, waiting. */
-import { EngineHttp, errorMessage, transportFailure, type EngineResponse } from '../engines/engine-http.js';
+import { EngineHttp, errorMessage, transportFailure, type EngineResponse, type EngineText } from '../engines/engine-http.js';
 
 /** A non-2xx answer from a replica, or an error event inside its stream. */
 export class ReplicaHttpError extends Error {
@@ -38,6 +38,11 @@ export class RemoteClient {
 
   post(baseUrl: string, path: string, body: object, signal?: AbortSignal): Promise<EngineResponse> {
     return this.pool(baseUrl).postJson(path, body, signal);
+  }
+
+  /** POSTs and reads the whole answer: for answers that do not stream. */
+  postForText(baseUrl: string, path: string, body: object, signal?: AbortSignal): Promise<EngineText> {
+    return this.pool(baseUrl).postJsonForText(path, body, signal);
   }
 
   get(baseUrl: string, path: string, signal?: AbortSignal): Promise<EngineResponse> {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { EngineHttp, errorMessage, sseData, transportFailure } from '../../../src/inference/engines/engine-http.js';
+import { EngineHttp, errorMessage, errorTextMessage, sseData, transportFailure } from '../../../src/inference/engines/engine-http.js';
 
 let server: Server | undefined;
 let http: EngineHttp | undefined;
@@ -72,6 +72,61 @@ describe('EngineHttp', () => {
     await http.close();
     expect(http.closed).toBe(true);
     expect(await pending).toBe('failed');
+    server.closeAllConnections();
+  });
+
+  it("reads a whole answer as text: its status, a body written in small pieces, an error's message", async () => {
+    const text = JSON.stringify({ text: 'héllo '.repeat(5000) });
+    server = createServer((req, res) => {
+      req.resume().on('end', () => {
+        const bytes = Buffer.from(req.url === '/fail' ? '{"detail":"no such model"}' : text);
+        res.writeHead(req.url === '/fail' ? 404 : 200, { 'content-type': 'application/json' });
+        // Written in pieces of 7 bytes: characters split between chunks.
+        for (let i = 0; i < bytes.length; i += 7) res.write(bytes.subarray(i, i + 7));
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    http = new EngineHttp(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, { timeoutMs: 1000 });
+    expect(await http.postJsonForText('/v1/completions', {})).toEqual({ status: 200, ok: true, text });
+    const failed = await http.postJsonForText('/fail', {});
+    expect([failed.status, failed.ok, errorTextMessage(failed.text, failed.status)]).toEqual([404, false, 'no such model']);
+  });
+
+  it('posts a whole-answer request as postJson does: under the base URL path, with the api key', async () => {
+    http = new EngineHttp(`${await echo()}/vllm/`, { timeoutMs: 1000, apiKey: 'sk-1' });
+    const answer = await http.postJsonForText('/v1/completions', { prompt: 'hi' });
+    const seen = JSON.parse(answer.text) as { method: string; url: string; headers: Record<string, string>; body: string };
+    expect(seen).toMatchObject({ method: 'POST', url: '/vllm/v1/completions', body: '{"prompt":"hi"}' });
+    expect(seen.headers).toMatchObject({ authorization: 'Bearer sk-1', 'content-type': 'application/json' });
+  });
+
+  it("stops a whole-answer request when the caller's signal aborts, before or while it waits, with the signal's reason", async () => {
+    let arrived = 0;
+    server = createServer(() => (arrived += 1));
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    http = new EngineHttp(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, { timeoutMs: 5000 });
+    const early = new AbortController();
+    early.abort(new Error('gone already'));
+    await expect(http.postJsonForText('/slow', {}, early.signal)).rejects.toThrow('gone already');
+
+    const late = new AbortController();
+    const pending = http.postJsonForText('/slow', {}, late.signal);
+    while (arrived === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    late.abort(new Error('client left'));
+    await expect(pending).rejects.toThrow('client left');
+    expect(arrived).toBe(1);
+    server.closeAllConnections();
+  });
+
+  it('fails a whole-answer request that gets no answer in time, or on a closed pool, as the pool does', async () => {
+    server = createServer(() => undefined);
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    http = new EngineHttp(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, { timeoutMs: 200 });
+    const timedOut = await http.postJsonForText('/slow', {}).catch((error: unknown) => error);
+    expect(transportFailure(timedOut, 200)).toEqual({ timeout: true, message: 'did not answer within 200 ms' });
+    await http.close();
+    await expect(http.postJsonForText('/later', {})).rejects.toThrow();
     server.closeAllConnections();
   });
 
