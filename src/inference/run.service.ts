@@ -122,7 +122,8 @@ export class RunService implements OnApplicationShutdown {
     const began = performance.now();
     let result: GenerationResult;
     try {
-      result = await prepared.engine.generate({ ...prepared.request, signal }, onText);
+      const { prompt, stop, maxTokens, sampling, adapter } = prepared.request;
+      result = await prepared.engine.generate({ prompt, stop, maxTokens, sampling, adapter, signal }, onText);
     } catch (error) {
       this.metrics.countRun(prepared.model.name, 'error');
       this.record(prepared, 'error', NO_USAGE, false);

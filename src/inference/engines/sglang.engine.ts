@@ -30,8 +30,8 @@ export class SglangEngine extends FleetEngine {
     super(ctx, engine, { loadsAdapters: true });
   }
 
-  protected selectModel(adapter: string | undefined): Record<string, unknown> {
-    return { model: adapter === undefined ? this.config.served_model : `${this.config.served_model}:${adapter}` };
+  protected modelField(adapter: string | undefined): string {
+    return adapter === undefined ? this.config.served_model : `${this.config.served_model}:${adapter}`;
   }
 
   /** 400 "The following requested LoRA adapters are not loaded: ...": SGLang restarted, or another process evicted it. */

@@ -35,8 +35,8 @@ export class VllmEngine extends FleetEngine {
     super(ctx, engine, { loadsAdapters: engine.adapter_loading !== 'resolver' });
   }
 
-  protected selectModel(adapter: string | undefined): Record<string, unknown> {
-    return { model: adapter ?? this.config.served_model };
+  protected modelField(adapter: string | undefined): string {
+    return adapter ?? this.config.served_model;
   }
 
   /**

@@ -79,7 +79,7 @@ export class Fleet {
     const placement = place(this.replicas, adapter, (r) => this.capacity(r), exclude, String(this.requestCounter++));
     if (placement === undefined) throw new NoReplicaError('every replica was tried');
     placement.replica.enter(adapter);
-    const lease = { ...placement, adapter };
+    const lease: Lease = { replica: placement.replica, kind: placement.kind, adapter };
     // The slot is taken now, before anything is awaited: placements in the same tick see it.
     if (adapter !== undefined && !placement.replica.holds(adapter)) void this.arrival(lease).catch(() => undefined);
     return lease;
