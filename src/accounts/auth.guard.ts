@@ -41,8 +41,18 @@ export class AuthGuard implements CanActivate {
     return true;
   }
 
+  /** By controller class and handler: decorators are fixed once the application runs, and reading them is not free. */
+  private readonly requirements = new WeakMap<object, WeakMap<object, AuthMetadata | undefined>>();
+
   private requirementOf(context: ExecutionContext): AuthMetadata | undefined {
-    return this.reflector.getAllAndOverride<AuthMetadata | undefined>(AUTH_METADATA, [context.getHandler(), context.getClass()]);
+    const controller = context.getClass();
+    const handler = context.getHandler();
+    let byHandler = this.requirements.get(controller);
+    if (byHandler === undefined) this.requirements.set(controller, (byHandler = new WeakMap()));
+    if (byHandler.has(handler)) return byHandler.get(handler);
+    const requirement = this.reflector.getAllAndOverride<AuthMetadata | undefined>(AUTH_METADATA, [handler, controller]);
+    byHandler.set(handler, requirement);
+    return requirement;
   }
 }
 
