@@ -6,6 +6,16 @@ import type { Usage } from '../usage/token-usage.js';
 /** The route label of a request that matched no route (404s): never its URL, which would make a series per URL. */
 export const UNMATCHED_ROUTE = 'unmatched';
 
+/** Observations that wait before reaching prom-client, at most (see MetricsService.defer). */
+const BATCH = 256;
+
+type FinishReason = 'stop' | 'length' | 'aborted' | 'error';
+
+type Observation =
+  | { kind: 'request'; method: string; route: string; status: number; seconds: number }
+  | { kind: 'run'; model: string; finishReason: FinishReason }
+  | { kind: 'generation'; model: string; usage: Usage; seconds: number };
+
 /** How often the event-loop delay is summed up into one observation of its maximum. */
 const EVENT_LOOP_WINDOW_MS = 1000;
 
@@ -67,6 +77,7 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
   });
 
   private eventLoop?: { monitor: IntervalHistogram; timer: NodeJS.Timeout };
+  private pending: Observation[] = [];
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -90,7 +101,7 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
   }
 
   observeRequest(method: string, route: string, status: number, seconds: number): void {
-    this.requestDuration.observe({ method, route, status: String(status) }, seconds);
+    this.defer({ kind: 'request', method, route, status, seconds });
   }
 
   countUpload(fileName: string, bytes: number): void {
@@ -99,16 +110,40 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
 
   /** One finished (or aborted) generation: what the engine did, whether or not the client stayed. */
   recordGeneration(model: string, usage: Usage, seconds: number): void {
-    this.tokens.inc({ model, kind: 'prompt' }, usage.prompt_tokens);
-    this.tokens.inc({ model, kind: 'completion' }, usage.completion_tokens);
-    this.generationDuration.observe({ model }, seconds);
+    this.defer({ kind: 'generation', model, usage, seconds });
   }
 
-  countRun(model: string, finishReason: 'stop' | 'length' | 'aborted' | 'error'): void {
-    this.runs.inc({ model, finish_reason: finishReason });
+  countRun(model: string, finishReason: FinishReason): void {
+    this.defer({ kind: 'run', model, finishReason });
   }
 
   async scrape(): Promise<{ contentType: string; text: string }> {
+    this.apply();
     return { contentType: this.registry.contentType, text: await this.registry.metrics() };
+  }
+
+  /**
+   * Per-request observations reach prom-client in batches, at a scrape or soon after BATCH have gathered, off the
+   * requests' path. prom-client checks and hashes the labels of every call: made one by one, between requests that
+   * leave its code and data cold, the calls cost several times what they cost in a batch.
+   */
+  private defer(observation: Observation): void {
+    if (this.pending.push(observation) === BATCH) setImmediate(() => this.apply());
+  }
+
+  private apply(): void {
+    const pending = this.pending;
+    this.pending = [];
+    for (const o of pending) {
+      if (o.kind === 'request') {
+        this.requestDuration.observe({ method: o.method, route: o.route, status: String(o.status) }, o.seconds);
+      } else if (o.kind === 'run') {
+        this.runs.inc({ model: o.model, finish_reason: o.finishReason });
+      } else {
+        this.tokens.inc({ model: o.model, kind: 'prompt' }, o.usage.prompt_tokens);
+        this.tokens.inc({ model: o.model, kind: 'completion' }, o.usage.completion_tokens);
+        this.generationDuration.observe({ model: o.model }, o.seconds);
+      }
+    }
   }
 }
