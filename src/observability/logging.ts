@@ -6,6 +6,8 @@ import { pino, type DestinationStream, type Level, type Logger } from 'pino';
 import type { AppConfig } from '../config/app-config.js';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
+/** The field that carries the request id in log lines. */
+export const REQUEST_ID_LOG_LABEL = 'request_id';
 
 /** A caller's id is kept only when it is short and made of characters that cannot forge log lines or headers. */
 const SAFE_REQUEST_ID = /^[\w.:/+=-]{1,128}$/;
@@ -28,18 +30,24 @@ const REDACTED = [
   '*.adminToken',
 ];
 
+const FORMAT = { formatters: { level: (label: string) => ({ level: label }) }, timestamp: pino.stdTimeFunctions.isoTime };
+
 /** JSON lines on stdout (or `destination`), at LOG_LEVEL. */
 export function createLogger(level: AppConfig['logLevel'], destination?: DestinationStream): Logger {
-  const options = {
-    level: LEVELS[level],
-    formatters: { level: (label: string) => ({ level: label }) },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    redact: { paths: REDACTED, censor: '[redacted]' },
-  };
+  const options = { level: LEVELS[level], ...FORMAT, redact: { paths: REDACTED, censor: '[redacted]' } };
   // Written asynchronously and in batches, so the request path neither waits for stdout nor pays a write (a hand-off
   // to libuv's threads and a wake-up when it is done) per line: lines go out once BATCH_BYTES have gathered, or within
   // FLUSH_MS. pino flushes what is left when the process exits; a process killed outright loses at most FLUSH_MS.
   return pino(options, destination ?? pino.destination({ dest: 1, sync: false, minLength: BATCH_BYTES, periodicFlush: FLUSH_MS }));
+}
+
+/**
+ * The logger of request lines (observeRequests): `logger`'s output, level and format, without redaction. A request line
+ * holds only the fields observeRequests names (id, method, route, URL, status, duration), which no redacted path
+ * matches, and redaction would walk each of them on every request.
+ */
+export function requestLineLogger(logger: Logger): Logger {
+  return pino({ level: logger.level, ...FORMAT }, (logger as unknown as Record<symbol, DestinationStream>)[pino.symbols.streamSym]);
 }
 
 /** The caller's `x-request-id` when it is safe to repeat, else a fresh UUID. */
@@ -52,7 +60,7 @@ export function requestId(request: IncomingMessage): string {
 export function fastifyLogging(logger: Logger): Pick<FastifyServerOptions, 'loggerInstance' | 'logController' | 'genReqId'> {
   return {
     loggerInstance: logger,
-    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: REQUEST_ID_LOG_LABEL }),
     genReqId: requestId,
   };
 }

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { REQUEST_ID_HEADER } from './logging.js';
+import type { Logger } from 'pino';
+import { REQUEST_ID_HEADER, REQUEST_ID_LOG_LABEL, requestLineLogger } from './logging.js';
 import { MetricsService, UNMATCHED_ROUTE } from './metrics.service.js';
 
 /**
@@ -7,6 +8,7 @@ import { MetricsService, UNMATCHED_ROUTE } from './metrics.service.js';
  * response is over, one log line and one latency observation labelled with the route pattern.
  */
 export function observeRequests(fastify: FastifyInstance, metrics: MetricsService): void {
+  const lines = requestLineLogger(fastify.log as Logger);
   fastify.addHook('onRequest', (request, reply, done) => {
     void reply.header(REQUEST_ID_HEADER, request.id);
     // 'close' also comes when the client leaves mid-response (a stream), which onResponse never sees.
@@ -15,8 +17,17 @@ export function observeRequests(fastify: FastifyInstance, metrics: MetricsServic
       const status = reply.statusCode;
       metrics.observeRequest(request.method, route, status, reply.elapsedTime / 1000);
       const aborted = !reply.raw.writableFinished;
-      request.log.info(
-        { method: request.method, route, url: request.url, status, duration_ms: Math.round(reply.elapsedTime), ...(aborted && { aborted }) },
+      lines.info(
+        {
+          [REQUEST_ID_LOG_LABEL]: request.id,
+          method: request.method,
+          route,
+          url: request.url,
+          status,
+          duration_ms: Math.round(reply.elapsedTime),
+          // Left out unless true: pino skips undefined fields.
+          aborted: aborted || undefined,
+        },
         aborted ? 'request aborted' : 'request completed',
       );
     });
