@@ -1,5 +1,4 @@
 import { Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 import type { Usage } from '../usage/token-usage.js';
 
@@ -18,6 +17,7 @@ type Observation =
 
 /** How often the event-loop delay is summed up into one observation of its maximum. */
 const EVENT_LOOP_WINDOW_MS = 1000;
+const EVENT_LOOP_TICK_MS = 10;
 
 /**
  * This process's Prometheus metrics: the recording side, and the registry other modules add their own metrics to
@@ -76,7 +76,7 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
     registers: [this.registry],
   });
 
-  private eventLoop?: { monitor: IntervalHistogram; timer: NodeJS.Timeout };
+  private eventLoopTimer?: NodeJS.Timeout;
   private pending: Observation[] = [];
 
   constructor() {
@@ -84,20 +84,26 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
   }
 
   onModuleInit(): void {
-    const monitor = monitorEventLoopDelay({ resolution: 10 });
-    monitor.enable();
-    const timer = setInterval(() => {
-      // max is in nanoseconds; 0 when no sample was taken (the interval ran on a loop too busy to sample).
-      if (monitor.count > 0) this.eventLoopMaxDelay.observe(monitor.max / 1e9);
-      monitor.reset();
-    }, EVENT_LOOP_WINDOW_MS);
-    timer.unref();
-    this.eventLoop = { monitor, timer };
+    // A tick that comes late measures how long the loop was held. Node's monitorEventLoopDelay cannot be used per
+    // window: its reset() also forgets the last tick, so a stall that ends just as the window closes is lost.
+    let last = performance.now();
+    let windowEnd = last + EVENT_LOOP_WINDOW_MS;
+    let worst = 0;
+    this.eventLoopTimer = setInterval(() => {
+      const now = performance.now();
+      worst = Math.max(worst, now - last - EVENT_LOOP_TICK_MS);
+      last = now;
+      // A stall counts in the window it ended in.
+      if (now < windowEnd) return;
+      this.eventLoopMaxDelay.observe(worst / 1000);
+      worst = 0;
+      windowEnd = now + EVENT_LOOP_WINDOW_MS;
+    }, EVENT_LOOP_TICK_MS);
+    this.eventLoopTimer.unref();
   }
 
   onModuleDestroy(): void {
-    clearInterval(this.eventLoop?.timer);
-    this.eventLoop?.monitor.disable();
+    clearInterval(this.eventLoopTimer);
   }
 
   observeRequest(method: string, route: string, status: number, seconds: number): void {
