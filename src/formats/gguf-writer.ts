@@ -219,8 +219,9 @@ const MAX_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
  * Writes a GGUF file whose tensors are produced in any order (e.g. in the order a source file holds them): the
  * header fixes every tensor's position, so each is written in place as soon as it is ready. A tensor's values are
  * produced straight into one of the writer's buffers (for F32 tensors; others are encoded into it), which is reused
- * once written: writes run while the next tensors are produced, with at most MAX_BYTES_IN_FLIGHT (or two tensors)
- * in buffers.
+ * once written, or its bytes are written from where the caller has them (`writePieces`). Writes run while the next
+ * tensors are produced, with at most MAX_BYTES_IN_FLIGHT (or two tensors) in buffers, and as many bytes (or one
+ * tensor) of pieces being written.
  */
 export class GgufFileWriter {
   private readonly pending = new Set<Promise<void>>();
@@ -230,6 +231,8 @@ export class GgufFileWriter {
   private readonly maxBuffers: number;
   private readonly bufferBytes: number;
   private readonly waitingForBuffer: (() => void)[] = [];
+  private piecesInFlight = 0;
+  private readonly waitingForPieces: (() => void)[] = [];
   private failure: { error: unknown } | undefined;
 
   private constructor(
@@ -246,7 +249,7 @@ export class GgufFileWriter {
     const layout = layoutGguf(metadata, tensors);
     const byName = new Map(tensors.map((info, i) => [info.name, { info, position: layout.positions[i] }]));
     const writer = new GgufFileWriter(await open(path, 'w'), layout, byName);
-    writer.start(layout.header, 0);
+    writer.start([layout.header], 0);
     return writer;
   }
 
@@ -256,14 +259,10 @@ export class GgufFileWriter {
    * written.
    */
   async write(name: string, fill: (values: Float32Array) => void): Promise<void> {
-    const tensor = this.tensors.get(name);
-    if (tensor === undefined) throw new GgufError(`tensor ${name} is not in the file's header`);
-    if (this.written.has(name)) throw new GgufError(`tensor ${name} written twice`);
-    this.written.add(name);
+    const { info, position } = this.claim(name);
     const buffer = await this.freeBuffer();
     try {
       this.throwIfFailed();
-      const { info, position } = tensor;
       const count = elementCount(info.dims);
       const length = tensorByteLength(info);
       if (info.type === 'F32' && LITTLE_ENDIAN) {
@@ -275,12 +274,39 @@ export class GgufFileWriter {
       }
       const padded = alignUp(length, this.layout.alignment);
       buffer.fill(0, length, padded);
-      this.start(buffer.subarray(0, padded), position, buffer);
+      this.start([buffer.subarray(0, padded)], position, () => this.releaseBuffer(buffer));
     } catch (error) {
       this.written.delete(name);
       this.releaseBuffer(buffer);
       throw error;
     }
+  }
+
+  /**
+   * Writes the tensor `name` from its bytes as stored (its ggml type, little-endian), given in pieces that follow
+   * each other (e.g. the chunks they arrived in, which then need no copying) and that must stay unchanged until
+   * written. Resolves once the write is under way, after waiting while too many bytes are being written so.
+   */
+  async writePieces(name: string, pieces: Uint8Array[]): Promise<void> {
+    const { info, position } = this.claim(name);
+    const length = tensorByteLength(info);
+    try {
+      const given = pieces.reduce((n, piece) => n + piece.length, 0);
+      if (given !== length) throw new GgufError(`tensor ${name} has ${length} bytes, not ${given}`);
+      while (this.piecesInFlight > 0 && this.piecesInFlight + length > MAX_BYTES_IN_FLIGHT) {
+        await new Promise<void>((resolve) => this.waitingForPieces.push(resolve));
+      }
+      this.throwIfFailed();
+    } catch (error) {
+      this.written.delete(name);
+      throw error;
+    }
+    this.piecesInFlight += length;
+    const padding = alignUp(length, this.layout.alignment) - length;
+    this.start(padding > 0 ? [...pieces, new Uint8Array(padding)] : pieces, position, () => {
+      this.piecesInFlight -= length;
+      this.waitingForPieces.shift()?.();
+    });
   }
 
   /** Waits for every write and checks that every tensor was written; returns the file size. */
@@ -298,6 +324,15 @@ export class GgufFileWriter {
     await this.file.close();
   }
 
+  /** The tensor `name`, now counted as written (the caller undoes that if it fails before its write starts). */
+  private claim(name: string): { info: GgufTensorInfo; position: number } {
+    const tensor = this.tensors.get(name);
+    if (tensor === undefined) throw new GgufError(`tensor ${name} is not in the file's header`);
+    if (this.written.has(name)) throw new GgufError(`tensor ${name} written twice`);
+    this.written.add(name);
+    return tensor;
+  }
+
   private async freeBuffer(): Promise<Uint8Array> {
     while (this.buffers.length === 0 && this.buffersMade >= this.maxBuffers) {
       await new Promise<void>((resolve) => this.waitingForBuffer.push(resolve));
@@ -313,15 +348,15 @@ export class GgufFileWriter {
     this.waitingForBuffer.shift()?.();
   }
 
-  /** Starts writing `bytes` at `position`; `buffer`, if given, is released when done. */
-  private start(bytes: Uint8Array, position: number, buffer?: Uint8Array): void {
-    const write: Promise<void> = writeFully(this.file, bytes, position)
+  /** Starts writing `pieces` one after the other from `position`; `done`, if given, runs when that is over. */
+  private start(pieces: Uint8Array[], position: number, done?: () => void): void {
+    const write: Promise<void> = writeFully(this.file, pieces, position)
       .catch((error: unknown) => {
         this.failure ??= { error };
       })
       .finally(() => {
         this.pending.delete(write);
-        if (buffer) this.releaseBuffer(buffer);
+        done?.();
       });
     this.pending.add(write);
   }
@@ -332,9 +367,14 @@ export class GgufFileWriter {
 }
 
 /** A positional write can be short (e.g. on a full disk); the rest is written until done or an error. */
-async function writeFully(file: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  for (let done = 0; done < bytes.length; ) {
-    const { bytesWritten } = await file.write(bytes, done, bytes.length - done, position + done);
-    done += bytesWritten;
+async function writeFully(file: FileHandle, pieces: Uint8Array[], position: number): Promise<void> {
+  let rest = pieces;
+  while (rest.length > 0) {
+    const { bytesWritten } = await file.writev(rest, position);
+    position += bytesWritten;
+    let skipped = bytesWritten;
+    let i = 0;
+    while (i < rest.length && skipped >= rest[i].length) skipped -= rest[i++].length;
+    rest = i < rest.length ? [rest[i].subarray(skipped), ...rest.slice(i + 1)] : [];
   }
 }

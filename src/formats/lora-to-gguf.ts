@@ -67,7 +67,11 @@ export function permuteQkRows(
 }
 
 export interface PeftToGgufInput {
-  /** adapter_model.safetensors: its bytes in order, e.g. a download, a file stream or `[bytes]`. */
+  /**
+   * adapter_model.safetensors: its bytes in order, e.g. a download, a file stream or `[bytes]`. Chunks may be written
+   * out as they are after the next ones are read, so the source must leave a chunk alone once yielded (streams and
+   * arrays do).
+   */
   safetensors: AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
   config: PeftLoraConfig;
   architecture: ModelArchitecture;
@@ -141,7 +145,9 @@ export function planPeftToGguf(header: SafetensorsHeader, config: PeftLoraConfig
  * Converts the adapter as its bytes arrive and writes the GGUF adapter to `outPath`; returns the file size. Each
  * tensor is converted once its bytes are in, straight into the writer's buffer, and written at its place in the
  * GGUF file: memory holds a few tensors whatever the adapter's size, no buffer is allocated per tensor, and reading,
- * converting and writing overlap. A file left by a failure is the caller's to remove.
+ * converting and writing overlap. A tensor stored as it arrives (F32, not scaled or permuted: most of an F32
+ * adapter) is written from the chunks it arrived in, so its bytes are never copied in this process. A file left by
+ * a failure is the caller's to remove.
  */
 export async function convertPeftToGguf({ safetensors, config, architecture }: PeftToGgufInput, outPath: string): Promise<number> {
   const output: { writer?: GgufFileWriter; bySource?: Map<string, GgufLoraTensor> } = {};
@@ -153,6 +159,13 @@ export async function convertPeftToGguf({ safetensors, config, architecture }: P
         const plan = planPeftToGguf(header, config, architecture);
         output.bySource = new Map(plan.tensors.map((t) => [t.source, t]));
         output.writer = await GgufFileWriter.create(outPath, plan.metadata, plan.tensors);
+      },
+      inPieces: {
+        wanted: (info) => {
+          const tensor = output.bySource!.get(info.name);
+          return tensor !== undefined && storedAsItArrives(tensor, info.dtype);
+        },
+        tensor: (info, pieces) => output.writer!.writePieces(output.bySource!.get(info.name)!.name, pieces),
       },
       tensor: async (info, bytes) => {
         const tensor = output.bySource!.get(info.name);
@@ -172,4 +185,9 @@ export async function convertPeftToGguf({ safetensors, config, architecture }: P
   } finally {
     await output.writer?.close();
   }
+}
+
+/** Whether the GGUF tensor's bytes are its source's: F32 (both little-endian), neither scaled nor permuted. */
+function storedAsItArrives(tensor: GgufLoraTensor, dtype: string): boolean {
+  return dtype === 'F32' && tensor.type === 'F32' && tensor.factor === 1 && tensor.permuteHeads === null;
 }

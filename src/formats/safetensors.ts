@@ -374,12 +374,23 @@ export interface SafetensorsHandlers {
    * reused for the next tensor, so only valid until the returned promise settles.
    */
   tensor(info: TensorInfo, bytes: Uint8Array): void | Promise<void>;
+  /** For a consumer that can use some tensors' bytes as they came, which saves copying those that span chunks. */
+  inPieces?: {
+    /** Whether to hand this tensor over here instead of to `tensor`, asked as its bytes begin to arrive. */
+    wanted(info: TensorInfo): boolean;
+    /**
+     * The tensor's bytes, once they have all arrived: views of the source's chunks, in order, never copied or
+     * changed, so valid for as long as the source leaves the chunks it yielded alone (streams and arrays do).
+     */
+    tensor(info: TensorInfo, pieces: Uint8Array[]): void | Promise<void>;
+  };
 }
 
 /**
  * Reads a safetensors file from its bytes in order (a download or a file), validating them as
- * SafetensorsStreamValidator does. Holds the header and one buffer for a tensor whose bytes span chunks, reused
- * from tensor to tensor. Returns the header once the whole file has been read and found valid.
+ * SafetensorsStreamValidator does. Holds the header and one buffer for a tensor whose bytes span chunks (unless
+ * handed over in pieces), reused from tensor to tensor. Returns the header once the whole file has been read and
+ * found valid.
  */
 export async function readSafetensors(
   source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
@@ -388,8 +399,10 @@ export async function readSafetensors(
   const validator = new SafetensorsStreamValidator();
   let received = 0;
   let header: SafetensorsHeader | undefined;
-  // The next tensor to hand over, and how many of its bytes `spanning` holds when they span chunks.
+  // The next tensor to hand over; once its bytes begin, where they are gathered and how many have arrived.
   let next = 0;
+  let started = false;
+  let pieces: Uint8Array[] | undefined;
   let spanning = new Uint8Array(0);
   let filled = 0;
   for await (const chunk of source) {
@@ -406,25 +419,32 @@ export async function readSafetensors(
     while (next < header.tensors.length) {
       const info = header.tensors[next];
       const size = info.end - info.begin;
-      if (filled === 0) {
-        if (rest.length >= size) {
+      if (!started) {
+        if (rest.length === 0 && size > 0) break;
+        started = true;
+        pieces = handlers.inPieces?.wanted(info) ? [] : undefined;
+        if (pieces === undefined && rest.length >= size) {
+          // All in this chunk: handed over without a copy.
+          started = false;
+          next++;
           await handlers.tensor(info, rest.subarray(0, size));
           rest = rest.subarray(size);
-          next++;
           continue;
         }
-        if (rest.length === 0) break;
         // Not zeroed (the chunks fill it) and not pooled, so that it starts aligned.
-        if (spanning.length < size) spanning = Buffer.allocUnsafeSlow(size);
+        if (pieces === undefined && spanning.length < size) spanning = Buffer.allocUnsafeSlow(size);
       }
       const take = Math.min(size - filled, rest.length);
-      spanning.set(rest.subarray(0, take), filled);
+      if (pieces === undefined) spanning.set(rest.subarray(0, take), filled);
+      else if (take > 0) pieces.push(rest.subarray(0, take));
       filled += take;
       rest = rest.subarray(take);
       if (filled < size) break;
-      await handlers.tensor(info, spanning.subarray(0, size));
+      started = false;
       filled = 0;
       next++;
+      if (pieces === undefined) await handlers.tensor(info, spanning.subarray(0, size));
+      else await handlers.inPieces!.tensor(info, pieces);
     }
   }
   return validator.finish();

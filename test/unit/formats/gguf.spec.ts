@@ -121,6 +121,33 @@ describe('GGUF writer and reader', () => {
     expect(written.equals(encodeGguf(allTypes, tensors()))).toBe(true);
   });
 
+  it('writes tensors given as their stored bytes in pieces, among tensors given as values, byte-identically', async () => {
+    const path = join(dir, 'pieces.gguf');
+    const specs = tensors();
+    const reference = encodeGguf(allTypes, specs);
+    const parsed = readGguf(reference);
+    /** The tensor's bytes as the reference file stores them, cut into pieces of `size` bytes (the last one shorter). */
+    const piecesOf = (name: string, size: number) => {
+      const { offset, byteLength } = parsed.tensors.find((t) => t.name === name)!;
+      const bytes = reference.subarray(parsed.dataOffset + offset, parsed.dataOffset + offset + byteLength!);
+      return Array.from({ length: Math.ceil(bytes.length / size) }, (_, i) => Buffer.from(bytes.subarray(i * size, (i + 1) * size)));
+    };
+    const writer = await GgufFileWriter.create(path, allTypes, specs);
+    try {
+      // a.weight is 60 bytes, so its write is padded.
+      await writer.writePieces('c.weight', piecesOf('c.weight', 32));
+      await writer.writePieces('a.weight', piecesOf('a.weight', 7));
+      await expect(writer.writePieces('b.weight', piecesOf('b.weight', 4).slice(1))).rejects.toThrow('tensor b.weight has 14 bytes, not 10');
+      await expect(writer.writePieces('a.weight', piecesOf('a.weight', 60))).rejects.toThrow('tensor a.weight written twice');
+      await expect(writer.write('c.weight', (out) => out.set(specs[2].data()))).rejects.toThrow('tensor c.weight written twice');
+      await writer.write('b.weight', (out) => out.set(specs[1].data()));
+      expect(await writer.finish()).toBe(reference.length);
+    } finally {
+      await writer.close();
+    }
+    expect((await readFile(path)).equals(reference)).toBe(true);
+  });
+
   it('refuses a tensor not in the header or written twice, and fails to finish while one is missing', async () => {
     const writer = await GgufFileWriter.create(join(dir, 'partial.gguf'), allTypes, tensors());
     try {

@@ -28,7 +28,10 @@ function streamed(file: Uint8Array, cuts: number[]): SafetensorsHeader {
   return validator.finish();
 }
 
-/** readSafetensors over the file cut at `cuts`: the header or error, and the tensors it handed over. */
+/**
+ * readSafetensors over the file cut at `cuts`: the header or error, and the tensors it handed over (those with names
+ * of odd length in pieces, joined here).
+ */
 async function read(file: Uint8Array, cuts: number[]): Promise<{ outcome: Outcome; tensors: [string, Buffer][] }> {
   const points = [...new Set(cuts.map((c) => c % (file.length + 1)))].sort((a, b) => a - b);
   async function* chunks() {
@@ -39,7 +42,14 @@ async function read(file: Uint8Array, cuts: number[]): Promise<{ outcome: Outcom
     }
   }
   const tensors: [string, Buffer][] = [];
-  const handlers = { header: () => undefined, tensor: (info: { name: string }, bytes: Uint8Array) => void tensors.push([info.name, Buffer.from(bytes)]) };
+  const handlers = {
+    header: () => undefined,
+    tensor: (info: { name: string }, bytes: Uint8Array) => void tensors.push([info.name, Buffer.from(bytes)]),
+    inPieces: {
+      wanted: (info: { name: string }) => info.name.length % 2 === 1,
+      tensor: (info: { name: string }, pieces: Uint8Array[]) => void tensors.push([info.name, Buffer.concat(pieces)]),
+    },
+  };
   try {
     return { outcome: { header: await readSafetensors(chunks(), handlers) }, tensors };
   } catch (error) {

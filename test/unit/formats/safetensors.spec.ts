@@ -400,6 +400,29 @@ describe('readSafetensors', () => {
     expect(tensors).toEqual(header.tensors.map((t) => [t.name, [...file.subarray(8 + header.headerLength + t.begin, 8 + header.headerLength + t.end)]]));
   });
 
+  it.each([1, 3, 7, 64, file.length])('hands over the tensors asked for in pieces as views of the chunks of %i bytes, uncopied', async (size) => {
+    const source: Uint8Array[] = [];
+    for await (const chunk of chunks(file, size)) source.push(chunk);
+    const events: string[] = [];
+    const pieces: Uint8Array[] = [];
+    await readSafetensors(source, {
+      header: () => undefined,
+      tensor: (info) => void events.push(info.name),
+      inPieces: {
+        wanted: (info) => info.name !== 'small',
+        tensor: (info, bytes) => {
+          events.push(`${info.name} in ${bytes.length} pieces`);
+          if (info.name === 'big') pieces.push(...bytes);
+        },
+      },
+    });
+    const big = header.tensors.find((t) => t.name === 'big')!;
+    const count = Math.ceil((8 + header.headerLength + big.end) / size) - Math.floor((8 + header.headerLength + big.begin) / size);
+    expect(events).toEqual([`big in ${count} pieces`, 'empty in 0 pieces', 'small']);
+    expect(pieces.every((piece) => source.some((chunk) => chunk.buffer === piece.buffer))).toBe(true);
+    expect(Buffer.concat(pieces)).toEqual(Buffer.from(file.subarray(8 + header.headerLength + big.begin, 8 + header.headerLength + big.end)));
+  });
+
   it('fails as the validator does, without handing over a tensor that is cut short', async () => {
     const names: string[] = [];
     const truncated = file.subarray(0, file.length - 1);
