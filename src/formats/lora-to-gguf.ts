@@ -6,6 +6,7 @@ import { LORA_MODULES, moduleFeatures, type LoraModule, type ModelArchitecture, 
 import { loraTensorName, validateAdapterPair } from './adapter-validation.js';
 import { gguf, GgufFileWriter, type GgufMetadata, type GgufTensorInfo } from './gguf-writer.js';
 import { isTargeted, rankFor, scaleFor, type PeftLoraConfig } from './peft-config.js';
+import { LITTLE_ENDIAN } from './float16.js';
 import { decodeTensor, readSafetensors, tensorValues, type SafetensorsHeader } from './safetensors.js';
 
 /** llama.cpp tensor name (`blk.{i}.<name>.weight`) of each PEFT target module. */
@@ -60,6 +61,45 @@ export function permuteQkRows(
         const to = (h * 2 * half + 2 * i + j) * cols;
         if (factor === 1) out.set(data.subarray(from, from + cols), to);
         else for (let c = 0; c < cols; c++) out[to + c] = data[from + c] * factor;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * permuteQkRows (no factor) of an F32 tensor given as its bytes in pieces (as they arrived), into `out`, on a
+ * little-endian host; `spare` holds at least one head's values. A row is short (r values), and a copy between two arrays needs a view of the
+ * source per row, which costs more than the copy; so the rows are gathered into `out` itself, one head early (the
+ * input of heads 1..n-1 where the output of heads 0..n-2 goes, head 0's in `spare`), and moved with copyWithin:
+ * from the last head down, each head's output takes the place of the next head's input, moved already.
+ */
+export function permuteQkPieces(pieces: Uint8Array[], rows: number, nHead: number, out: Float32Array, spare: Float32Array): Float32Array {
+  const cols = out.length / rows;
+  const half = rows / nHead / 2;
+  if (!Number.isInteger(cols) || !Number.isInteger(half)) {
+    throw new Error(`cannot permute ${rows} rows for ${nHead} heads`);
+  }
+  const given = pieces.reduce((n, piece) => n + piece.length, 0);
+  if (given !== out.byteLength) throw new RangeError(`${given} bytes for ${out.length} values`);
+  const head = 2 * half * cols;
+  const firstHead = spare.subarray(0, head);
+  const first = new Uint8Array(firstHead.buffer, firstHead.byteOffset, firstHead.byteLength);
+  const rest = new Uint8Array(out.buffer, out.byteOffset, out.byteLength - first.length);
+  let at = 0;
+  for (const piece of pieces) {
+    const inFirst = Math.min(piece.length, Math.max(0, first.length - at));
+    if (inFirst > 0) first.set(piece.subarray(0, inFirst), at);
+    if (inFirst < piece.length) rest.set(piece.subarray(inFirst), at + inFirst - first.length);
+    at += piece.length;
+  }
+  for (let h = nHead - 1; h >= 0; h--) {
+    for (let i = 0; i < half; i++) {
+      for (let j = 0; j < 2; j++) {
+        const from = (j * half + i) * cols;
+        const to = h * head + (2 * i + j) * cols;
+        if (h === 0) out.set(firstHead.subarray(from, from + cols), to);
+        else out.copyWithin(to, (h - 1) * head + from, (h - 1) * head + from + cols);
       }
     }
   }
@@ -145,9 +185,10 @@ export function planPeftToGguf(header: SafetensorsHeader, config: PeftLoraConfig
  * Converts the adapter as its bytes arrive and writes the GGUF adapter to `outPath`; returns the file size. Each
  * tensor is converted once its bytes are in, straight into the writer's buffer, and written at its place in the
  * GGUF file: memory holds a few tensors whatever the adapter's size, no buffer is allocated per tensor, and reading,
- * converting and writing overlap. A tensor stored as it arrives (F32, not scaled or permuted: most of an F32
- * adapter) is written from the chunks it arrived in, so its bytes are never copied in this process. A file left by
- * a failure is the caller's to remove.
+ * converting and writing overlap. Of an F32 adapter without scaling, the tensors stored as they arrive are written
+ * from the chunks they arrived in, never copied in this process, and the permuted ones (q/k lora_b) are copied once,
+ * from those chunks into the writer's buffer, and put in order there. A file left by a failure is the caller's to
+ * remove.
  */
 export async function convertPeftToGguf({ safetensors, config, architecture }: PeftToGgufInput, outPath: string): Promise<number> {
   const output: { writer?: GgufFileWriter; bySource?: Map<string, GgufLoraTensor> } = {};
@@ -163,9 +204,17 @@ export async function convertPeftToGguf({ safetensors, config, architecture }: P
       inPieces: {
         wanted: (info) => {
           const tensor = output.bySource!.get(info.name);
-          return tensor !== undefined && storedAsItArrives(tensor, info.dtype);
+          return tensor !== undefined && takenInPieces(tensor, info.dtype);
         },
-        tensor: (info, pieces) => output.writer!.writePieces(output.bySource!.get(info.name)!.name, pieces),
+        tensor: async (info, pieces) => {
+          const tensor = output.bySource!.get(info.name)!;
+          const heads = tensor.permuteHeads;
+          if (heads === null) return output.writer!.writePieces(tensor.name, pieces);
+          await output.writer!.write(tensor.name, (out) => {
+            if (scratch.length < out.length / heads) scratch = new Float32Array(out.length / heads);
+            permuteQkPieces(pieces, tensor.dims[1], heads, out, scratch);
+          });
+        },
       },
       tensor: async (info, bytes) => {
         const tensor = output.bySource!.get(info.name);
@@ -187,7 +236,12 @@ export async function convertPeftToGguf({ safetensors, config, architecture }: P
   }
 }
 
-/** Whether the GGUF tensor's bytes are its source's: F32 (both little-endian), neither scaled nor permuted. */
-function storedAsItArrives(tensor: GgufLoraTensor, dtype: string): boolean {
-  return dtype === 'F32' && tensor.type === 'F32' && tensor.factor === 1 && tensor.permuteHeads === null;
+/**
+ * Whether a tensor is handed over as the pieces it arrived in: F32 bytes that are only copied, so that they are
+ * written from those pieces (neither scaled nor permuted: the GGUF tensor's bytes are its source's, both being
+ * little-endian) or gathered once straight into the writer's buffer (permuted, on a little-endian host).
+ */
+function takenInPieces(tensor: GgufLoraTensor, dtype: string): boolean {
+  if (dtype !== 'F32' || tensor.type !== 'F32' || tensor.factor !== 1) return false;
+  return tensor.permuteHeads === null || LITTLE_ENDIAN;
 }

@@ -10,6 +10,7 @@ import { encodeGguf, gguf, type GgufTensorSpec } from '../../../src/formats/gguf
 import { readGguf, readGgufTensor } from '../../helpers/gguf-reader.js';
 import {
   convertPeftToGguf,
+  permuteQkPieces,
   permuteQkRows,
   planPeftToGguf,
   qkPermuteHeads,
@@ -108,6 +109,38 @@ describe('permuteQkRows', () => {
       expect(LORA_MODULES.map((m) => qkPermuteHeads(arch, m))).toEqual([4, 2, null, null, null, null, null]);
     }
     expect(LORA_MODULES.map((m) => qkPermuteHeads(gemmaArch, m))).toEqual(LORA_MODULES.map(() => null));
+  });
+});
+
+describe('permuteQkPieces', () => {
+  /** The bytes of `data`, copied and cut at `cuts`, as a source's chunks would hold them. */
+  const piecesOf = (data: Float32Array, cuts: number[]) => {
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const points = [0, ...cuts.filter((c) => c < bytes.length), bytes.length];
+    return points.slice(1).map((end, i) => bytes.slice(points[i], end));
+  };
+
+  it('writes the bits permuteQkRows does, from pieces cut anywhere, signalling NaNs included', () => {
+    for (const [rows, cols, heads] of [[16, 3, 2], [48, 5, 4], [32, 8, 1], [24, 1, 3], [64, 72, 8]]) {
+      const data = Float32Array.from({ length: rows * cols }, (_, i) => Math.sin(i * 12.9898) * 43758.5453);
+      // A signalling NaN, which a copy through a float64 would quieten.
+      new Uint32Array(data.buffer)[cols] = 0x7fa00001;
+      const expected = new Uint8Array(permuteQkRows(data, rows, heads).buffer);
+      const length = data.byteLength;
+      for (const cuts of [[], [1, 2, 3], [7, length / 2 + 1, length - 1], Array.from({ length: 40 }, (_, i) => i * 13)]) {
+        const out = new Float32Array(data.length);
+        permuteQkPieces(piecesOf(data, cuts), rows, heads, out, new Float32Array(data.length));
+        expect(new Uint8Array(out.buffer)).toEqual(expected);
+      }
+    }
+  });
+
+  it('rejects pieces that do not hold exactly the tensor', () => {
+    const data = new Float32Array(16);
+    const spare = new Float32Array(16);
+    expect(() => permuteQkPieces(piecesOf(data, []).map((p) => p.subarray(1)), 16, 2, new Float32Array(16), spare)).toThrow('63 bytes for 16 values');
+    expect(() => permuteQkPieces([...piecesOf(data, []), new Uint8Array(4)], 16, 2, new Float32Array(16), spare)).toThrow('68 bytes for 16 values');
+    expect(() => permuteQkPieces(piecesOf(new Float32Array(10), []), 10, 2, new Float32Array(10), spare)).toThrow('cannot permute');
   });
 });
 
