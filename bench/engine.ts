@@ -24,9 +24,9 @@
  * steadier than wall time), time to first token p50/p90, and the ratios engine / llama-server. Outputs at
  * temperature 0 are compared text for text (byte for byte) and by token count. Then a cold adapter: the first
  * request on an adapter never seen (conversion included) against a warm first token, and conversion of a 300 MB
- * adapter, streamed from its file, against a plain file copy of the same bytes, with the peak memory in buffers and
- * the longest event-loop delay while converting, and the time this process takes to merely read and write the same
- * bytes.
+ * adapter, streamed from its file, against a plain file copy of the same bytes, in wall time and in this process's
+ * CPU time (steadier on a shared machine), with the peak memory in buffers and the longest event-loop delay while
+ * converting, and the time this process takes to merely read and write the same bytes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -297,6 +297,7 @@ async function coldAdapter(contender: Contender & { engine: LlamaCppEngine }, mo
   const { config } = parsePeftConfig(configJson, { architecture: arch, maxLoraRank: 128 });
   const convert: number[] = [];
   const copy: number[] = [];
+  const cpu = { convert: [] as number[], convertUser: [] as number[], copy: [] as number[] };
   const stream: number[] = [];
   const buffers = { convert: [] as number[], stream: [] as number[] };
   const delays = { convert: [] as number[], copy: [] as number[], stream: [] as number[] };
@@ -312,20 +313,25 @@ async function coldAdapter(contender: Contender & { engine: LlamaCppEngine }, mo
     const delay = monitorEventLoopDelay({ resolution: 1 });
     delay.enable();
     const started = performance.now();
+    const cpuBefore = process.cpuUsage();
     await work();
     const elapsed = performance.now() - started;
+    const { user, system } = process.cpuUsage(cpuBefore);
     delay.disable();
     clearInterval(sampler);
-    return { elapsed, buffers: peak - buffersBefore, maxDelay: delay.max / 1e6 };
+    return { elapsed, cpu: (user + system) / 1000, user: user / 1000, buffers: peak - buffersBefore, maxDelay: delay.max / 1e6 };
   };
   const fileStream = () => createReadStream(bigPath, { highWaterMark: 1024 * 1024 });
   for (let i = 0; i < 3; i++) {
     const converted = await observed(() => convertPeftToGguf({ safetensors: fileStream(), config, architecture: arch }, join(work, 'big.gguf')));
     convert.push(converted.elapsed);
+    cpu.convert.push(converted.cpu);
+    cpu.convertUser.push(converted.user);
     buffers.convert.push(converted.buffers);
     delays.convert.push(converted.maxDelay);
     const copied = await observed(() => copyFile(bigPath, join(work, 'big-copy')));
     copy.push(copied.elapsed);
+    cpu.copy.push(copied.cpu);
     delays.copy.push(copied.maxDelay);
     const streamed = await observed(() => pipeline(fileStream(), createWriteStream(join(work, 'big-stream'))));
     stream.push(streamed.elapsed);
@@ -335,6 +341,9 @@ async function coldAdapter(contender: Contender & { engine: LlamaCppEngine }, mo
   }
   const mb = bytes / 1e6;
   lines.push(`convert ${mb.toFixed(0)} MB adapter (read + convert + write): ${ms(median(convert))} vs copying the file ${ms(median(copy))}, ratio ${(median(convert) / median(copy)).toFixed(2)}`);
+  lines.push(
+    `  CPU time: ${ms(median(cpu.convert))} (user ${ms(median(cpu.convertUser))}) vs ${ms(median(cpu.copy))} for the copy, ratio ${(median(cpu.convert) / median(cpu.copy)).toFixed(2)}`,
+  );
   const mbOf = (values: number[]) => `${(Math.max(...values) / 1e6).toFixed(0)} MB`;
   lines.push(
     `  streamed tensor by tensor: buffers peak +${mbOf(buffers.convert)}, longest event-loop delay ${ms(Math.max(...delays.convert))}; ` +
