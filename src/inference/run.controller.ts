@@ -6,7 +6,7 @@ import { decodeParam } from '../http/edge-checks.js';
 import { ApiRun } from './dto.js';
 import { RunService } from './run.service.js';
 import { RUN_FRAMING } from './sse.js';
-import { abortOnDisconnect, openEventStream } from './streaming.js';
+import { abortOnDisconnect, connectionSignal, openEventStream } from './streaming.js';
 
 /** The header Cloudflare's AI Gateway uses to tell a cached answer (HIT) from a fresh one (MISS). */
 const CACHE_STATUS_HEADER = 'cf-aig-cache-status';
@@ -30,12 +30,12 @@ export class RunController {
   ) {
     const name = decodeParam(model, 'model');
     const prepared = await this.runs.prepare(accountId, name, body);
-    const aborter = abortOnDisconnect(reply);
     if (!prepared.input.stream) {
-      const { answer, cache } = await this.runs.answer(prepared, aborter.signal);
+      const { answer, cache } = await this.runs.answer(prepared, connectionSignal(request));
       if (cache) void reply.header(CACHE_STATUS_HEADER, cache);
       return answer;
     }
+    const aborter = abortOnDisconnect(reply);
     return openEventStream(request, reply, aborter, (signal, onText) => this.runs.generate(prepared, signal, onText), RUN_FRAMING);
   }
 }

@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Authenticated, Caller } from '../accounts/auth.decorators.js';
 import { ApiError } from '../common/errors.js';
 import { RunService, type PreparedRun } from '../inference/run.service.js';
-import { abortOnDisconnect, openEventStream } from '../inference/streaming.js';
+import { abortOnDisconnect, connectionSignal, openEventStream } from '../inference/streaming.js';
 import { parseChatRequest, parseCompletionRequest, type CompletionFieldsDto } from './dto.js';
 import { chatFormat, textFormat, type CompletionFormat } from './formats.js';
 import { OpenAiService } from './openai.service.js';
@@ -66,11 +66,11 @@ export class OpenAiController {
     request: FastifyRequest,
     reply: FastifyReply,
   ): Promise<void> {
-    const aborter = abortOnDisconnect(reply);
     if (!prepared.input.stream) {
-      void reply.send(await this.openai.answer(prepared, format, aborter.signal));
+      void reply.send(await this.openai.answer(prepared, format, connectionSignal(request)));
       return;
     }
+    const aborter = abortOnDisconnect(reply);
     const framing = completionFraming(format, body.stream_options?.include_usage === true);
     const events = await openEventStream(request, reply, aborter, (signal, onText) => this.runs.generate(prepared, signal, onText), framing);
     void reply.send(events);
