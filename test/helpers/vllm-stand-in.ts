@@ -94,9 +94,9 @@ export interface VllmStandIn {
   completions: Record<string, unknown>[];
   /** The Authorization header of every request (undefined when absent). */
   authorizations: (string | undefined)[];
-  /** Streams whose client left before `data: [DONE]`. */
+  /** Completions whose client left before the answer ended (a stream before `data: [DONE]`). */
   disconnects(): number;
-  /** Resolves once a client has left a stream mid-way. */
+  /** Resolves once a client has left a completion mid-way. */
   disconnected(): Promise<void>;
   /** Names of the adapters loaded now. */
   loaded(): string[];
@@ -384,7 +384,13 @@ export async function startVllmStandIn(options: VllmStandInOptions = {}): Promis
     });
 
     if (body.stream !== true) {
-      // The engine takes as long as a stream would.
+      // The engine takes as long as a stream would; a client that leaves meanwhile aborts the request.
+      res.on('close', () => {
+        if (!res.writableFinished && !crash.signal.aborted) {
+          disconnects++;
+          onDisconnect();
+        }
+      });
       if (chunkDelayMs > 0) await sleep(chunkDelayMs * deltas.length);
       if (res.destroyed) return;
       return sendJson(res, 200, {

@@ -109,6 +109,30 @@ describe('runs on a remote vLLM server', () => {
     expect(vllm.disconnects()).toBe(before + 1);
   });
 
+  it('a client that leaves before a one-piece answer makes the service leave vLLM too, on every route', async () => {
+    const routes = [
+      { url: `${t.baseUrl}/accounts/${acme.id}/ai/run/${MODEL}`, body: { prompt: 'w '.repeat(200), raw: true, max_tokens: 300 } },
+      { url: `${t.baseUrl.replace(/\/client\/v4$/, '')}/v1/completions`, body: { model: MODEL, prompt: 'w '.repeat(200), max_tokens: 300 } },
+    ];
+    for (const route of routes) {
+      const before = vllm.disconnects();
+      const received = vllm.completions.length;
+      const controller = new AbortController();
+      const leaving = fetch(route.url, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${acme.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(route.body),
+        signal: controller.signal,
+      }).catch(() => undefined);
+      while (vllm.completions.length === received) await new Promise((r) => setTimeout(r, 10));
+      controller.abort();
+      await leaving;
+      const deadline = Date.now() + 10_000;
+      while (vllm.disconnects() === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(vllm.disconnects()).toBe(before + 1);
+    }
+  });
+
   it('an unreachable vLLM is 503/90503 naming it', async () => {
     const response = await run({ prompt: 'x', raw: true }, DOWN);
     expect(response.status).toBe(503);
