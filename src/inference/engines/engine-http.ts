@@ -78,9 +78,11 @@ export class EngineHttp {
    */
   postJsonForText(path: string, body: object, signal?: AbortSignal): Promise<EngineText> {
     if (signal?.aborted) return Promise.reject(signal.reason);
+    const payload = JSON.stringify(body);
+    // Once the handler listens on the signal, the pool ends every path through it (answer or error), which removes
+    // the listener: the signal may be the connection's, shared by the requests it carries.
     return new Promise((resolve, reject) => {
-      const handler = new TextAnswer(resolve, reject, signal);
-      this.pool.dispatch({ path: this.prefix + path, method: 'POST', headers: this.headers, body: JSON.stringify(body) }, handler);
+      this.pool.dispatch({ path: this.prefix + path, method: 'POST', headers: this.headers, body: payload }, new TextAnswer(resolve, reject, signal));
     });
   }
 
