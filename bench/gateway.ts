@@ -17,14 +17,15 @@
  * bench/heap-probe.mjs`, which answers SIGWINCH with the heap used after a full GC. BENCH_MAIN=<path> runs another
  * build of lora-hub instead of dist/main.js (an older one, to compare).
  *
- * Targets: `upstream` (the upstream's own /v1/chat/completions: the floor), `portkey` (its /v1/chat/completions),
+ * Targets: `upstream` (the upstream's own /v1/chat/completions: the baseline), `floor` (bench/floor-proxy.ts: Fastify
+ * and an undici Pool forwarding the run body, nothing else: the stack's own cost), `portkey` (its /v1/chat/completions),
  * and lora-hub's three routes: `run` (POST /client/v4/accounts/{id}/ai/run/{model}), `run+lora` (the same with
  * `lora`: a finetune uploaded through the API) and `chat` (/v1/chat/completions). Same messages in every body.
  *
  * Printed per target: added latency at c=1 (the target's p50/p99 minus the upstream's in the same round, median over
  * rounds), requests/s at c=8 and c=32 (median over rounds), the gateway process's CPU time per request over the
  * c=32 runs (from /proc, all its processes), the heap after GC before and after the rounds; then the ratios against
- * Portkey. No thresholds: on a shared machine only ratios measured in the same run mean anything.
+ * Portkey, and what each route adds above the floor. No thresholds: on a shared machine only ratios measured in the same run mean anything.
  */
 import autocannon from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -127,7 +128,12 @@ export async function waitFor(url: string, started: Started, timeoutMs = 60_000)
 }
 
 export function startUpstream(logFile: string): Promise<{ port: number; started: Started }> {
-  const started = startNode(['--import', 'tsx', join(ROOT, 'bench/zero-upstream.ts')], {}, logFile);
+  return startListening(join(ROOT, 'bench/zero-upstream.ts'), [], logFile);
+}
+
+/** Runs a bench script that prints `listening <port>` once it accepts connections. */
+function startListening(script: string, args: string[], logFile: string): Promise<{ port: number; started: Started }> {
+  const started = startNode(['--import', 'tsx', script, ...args], {}, logFile);
   return new Promise((done, fail) => {
     const timer = setInterval(async () => {
       const text = await readFile(logFile, 'utf8').catch(() => '');
@@ -137,7 +143,7 @@ export function startUpstream(logFile: string): Promise<{ port: number; started:
         done({ port: Number(match[1]), started });
       } else if (started.child.exitCode !== null) {
         clearInterval(timer);
-        fail(new Error('the upstream did not start'));
+        fail(new Error(`${script} did not start`));
       }
     }, 100);
   });
@@ -334,6 +340,9 @@ async function main(): Promise<void> {
     const hub = await startHub(upstream.port, dir, { WORKERS: String(options.workers) });
     cleanups.push(() => hub.cleanup());
 
+    const floor = await startListening(join(ROOT, 'bench/floor-proxy.ts'), [String(upstream.port)], join(dir, 'floor.log'));
+    cleanups.push(() => floor.started.stop());
+
     const portkeyPort = 20_000 + Math.floor(Math.random() * 20_000);
     const portkey = startNode(
       [join(ROOT, 'node_modules/@portkey-ai/gateway/build/start-server.js'), `--port=${portkeyPort}`, '--headless'],
@@ -357,6 +366,7 @@ async function main(): Promise<void> {
         body: chatBody('zero'),
         pid: portkey.child.pid,
       },
+      { name: 'floor', url: `http://127.0.0.1:${floor.port}/run`, headers: {}, body: runBody(), pid: floor.started.child.pid },
       { name: 'run', url: runUrl, headers: bearer, body: runBody(), pid: hub.started.child.pid },
       { name: 'run+lora', url: runUrl, headers: bearer, body: runBody('bench'), pid: hub.started.child.pid },
       { name: 'chat', url: `${hub.url}/v1/chat/completions`, headers: bearer, body: chatBody(BENCH_MODEL), pid: hub.started.child.pid },
@@ -370,7 +380,7 @@ async function main(): Promise<void> {
     }
     console.log(`warming up (${targets.length} targets, 2 s each at c=8)...`);
     for (const target of targets) await load(target, 8, 2);
-    const heapBefore = { hub: await hub.started.heap(), portkey: await portkey.heap() };
+    const heapBefore = { hub: await hub.started.heap(), portkey: await portkey.heap(), floor: await floor.started.heap() };
 
     type Key = `${string}@${number}`;
     const runs = new Map<Key, Measured[]>();
@@ -386,7 +396,7 @@ async function main(): Promise<void> {
       }
       console.log(`round ${round + 1}/${options.rounds} done`);
     }
-    const heapAfter = { hub: await hub.started.heap(), portkey: await portkey.heap() };
+    const heapAfter = { hub: await hub.started.heap(), portkey: await portkey.heap(), floor: await floor.started.heap() };
 
     const rps = (name: string, level: number) => median(runs.get(`${name}@${level}`)!.map((m) => m.requests / m.seconds));
     const added = (name: string, p: number) =>
@@ -401,9 +411,9 @@ async function main(): Promise<void> {
     console.log(`upstream alone: p50 ${fmt(percentile(runs.get('upstream@1')!.flatMap((m) => m.latencies), 50), 3)} ms at c=1, ${Math.round(rps('upstream', 32))} req/s at c=32`);
     console.log('target      added p50   added p99   req/s c=8   req/s c=32   CPU us/req   heap after GC before -> after');
     for (const target of targets.slice(1)) {
-      const heap = target.name === 'portkey' ? [heapBefore.portkey, heapAfter.portkey] : [heapBefore.hub, heapAfter.hub];
+      const owner = target.name === 'portkey' || target.name === 'floor' ? target.name : 'hub';
       // With WORKERS the probe answers for the primary, which serves nothing.
-      const heapText = target.name !== 'portkey' && options.workers > 1 ? 'n/a (workers)' : `${mib(heap[0]!)} -> ${mib(heap[1]!)}`;
+      const heapText = owner === 'hub' && options.workers > 1 ? 'n/a (workers)' : `${mib(heapBefore[owner])} -> ${mib(heapAfter[owner])}`;
       console.log(
         `${target.name.padEnd(10)} ${`+${fmt(added(target.name, 50))} ms`.padStart(10)} ${`+${fmt(added(target.name, 99))} ms`.padStart(11)} ` +
           `${String(Math.round(rps(target.name, 8))).padStart(11)} ${String(Math.round(rps(target.name, 32))).padStart(12)} ` +
@@ -416,6 +426,13 @@ async function main(): Promise<void> {
       console.log(
         `  ${name.padEnd(9)} req/s at c=32 x${fmt(rps(name, 32) / rps('portkey', 32))}, at c=8 x${fmt(rps(name, 8) / rps('portkey', 8))}; ` +
           `added p50 x${fmt(added(name, 50) / added('portkey', 50))}; CPU per request x${fmt(cpuPerRequest(name) / cpuPerRequest('portkey'))}`,
+      );
+    }
+    console.log('above the floor (what lora-hub adds to Fastify and undici alone):');
+    for (const name of ['run', 'run+lora', 'chat']) {
+      console.log(
+        `  ${name.padEnd(9)} added p50 +${fmt(added(name, 50) - added('floor', 50))} ms; ` +
+          `CPU per request +${Math.round(cpuPerRequest(name) - cpuPerRequest('floor'))} us (x${fmt(cpuPerRequest(name) / cpuPerRequest('floor'))})`,
       );
     }
   } finally {
