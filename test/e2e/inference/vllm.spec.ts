@@ -127,8 +127,8 @@ describe('runs on a remote vLLM server', () => {
       while (vllm.completions.length === received) await new Promise((r) => setTimeout(r, 10));
       controller.abort();
       await leaving;
-      const deadline = Date.now() + 10_000;
-      while (vllm.disconnects() === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      // Until it happens: the test's own timeout is the bound.
+      while (vllm.disconnects() === before) await new Promise((r) => setTimeout(r, 50));
       expect(vllm.disconnects()).toBe(before + 1);
     }
   });
